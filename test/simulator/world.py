@@ -1,0 +1,162 @@
+"""The simulated Bitbucket's data and rules: who a credential is, what it may see."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import shapes
+from .model import Credential, Repository, Workspace
+from .scopes import expand_classic
+
+PERMISSION_RANK = {"none": 0, "read": 1, "write": 2, "admin": 3}
+
+
+@dataclass
+class RepoEntry:
+    """A repository with its JSON precomputed once (a page of 100 is then a slice + join)."""
+
+    ws: Workspace
+    repo: Repository
+    obj: dict[str, Any]
+    json: str
+
+
+@dataclass
+class WorkspaceIndex:
+    ws: Workspace
+    entries: list[RepoEntry]
+    by_slug: dict[str, RepoEntry]
+
+    def project_keys(self) -> list[str]:
+        keys = list(self.ws.projects) + [e.repo.project for e in self.entries]
+        return list(dict.fromkeys(keys))
+
+
+@dataclass
+class World:
+    workspaces: list[Workspace]
+    credentials: list[Credential]
+    index: dict[str, WorkspaceIndex] = field(default_factory=dict)
+    oauth_tokens: dict[str, Credential] = field(default_factory=dict)
+    _visible: dict[tuple[int, str], list[RepoEntry]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def build(self, git_base: str) -> None:
+        for ws in self.workspaces:
+            entries = []
+            for repo in ws.repositories:
+                obj = shapes.repository(ws, repo, git_base)
+                entries.append(RepoEntry(ws, repo, obj, json.dumps(obj)))
+            self.index[ws.slug] = WorkspaceIndex(
+                ws, entries, {e.repo.slug: e for e in entries}
+            )
+
+    # --- authentication ----------------------------------------------------------------
+
+    def authenticate_api(
+        self, scheme: str | None, user: str, secret: str
+    ) -> tuple[Credential | None, Credential | None]:
+        """(credential if the request is authenticated, credential it named for the record)."""
+        named = self.oauth_tokens.get(secret) or self._by_secret(secret)
+        if named is None or named.expired:
+            return None, named
+        is_issued_oauth = secret in self.oauth_tokens
+        if scheme == "Basic":
+            # Only API tokens use Basic, and only with the Atlassian account email as user.
+            ok = (
+                named.kind == "api_token"
+                and user.lower() == (named.email or "").lower()
+            )
+        elif scheme == "Bearer":
+            ok = named.kind == "access_token" or is_issued_oauth
+        else:
+            ok = False
+        return (named if ok else None), named
+
+    def authenticate_git(self, user: str, secret: str) -> Credential | None:
+        named = self.oauth_tokens.get(secret) or self._by_secret(secret)
+        if named is None or named.expired:
+            return None
+        if user == "x-token-auth":
+            return (
+                named
+                if named.kind == "access_token" or secret in self.oauth_tokens
+                else None
+            )
+        if named.kind == "api_token" and user in (
+            "x-bitbucket-api-token-auth",
+            named.username,
+        ):
+            return named  # an email as git user is refused, as on Bitbucket
+        return None
+
+    def _by_secret(self, secret: str) -> Credential | None:
+        if not secret:
+            return None
+        for cred in self.credentials:
+            if cred.secret == secret and cred.kind != "oauth":
+                return cred
+        return None
+
+    def issue_oauth_token(self, cred: Credential) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self.oauth_tokens[token] = cred
+        return token
+
+    def oauth_consumer(self, client_id: str) -> Credential | None:
+        return next(
+            (
+                c
+                for c in self.credentials
+                if c.kind == "oauth" and c.client_id == client_id
+            ),
+            None,
+        )
+
+    # --- visibility and permissions ------------------------------------------------------
+
+    def sees_workspace(self, cred: Credential, ws_slug: str) -> bool:
+        return ws_slug in self.index and cred.workspace in (None, ws_slug)
+
+    def workspace_role(self, cred: Credential) -> str:
+        return cred.workspace_role if cred.is_user else "member"
+
+    def permission(self, cred: Credential, entry: RepoEntry) -> str:
+        """admin | write | read | none: the caller's permission on one repository."""
+        if not self.sees_workspace(cred, entry.ws.slug):
+            return "none"
+        if cred.is_user:
+            full = f"{entry.ws.slug}/{entry.repo.slug}"
+            perms = cred.permissions
+            return (
+                perms.get(full) or perms.get(entry.repo.slug) or cred.default_permission
+            )
+        if not self._token_covers(cred, entry):
+            return "none"
+        granted = expand_classic(cred.scopes)
+        if "repository:admin" in granted:
+            return "admin"
+        return "write" if "repository:write" in granted else "read"
+
+    def _token_covers(self, cred: Credential, entry: RepoEntry) -> bool:
+        if cred.level == "repository":
+            return cred.target == entry.repo.slug
+        if cred.level == "project":
+            return cred.target == entry.repo.project
+        return True
+
+    def visible(self, cred: Credential, ws_slug: str) -> list[RepoEntry]:
+        """Repositories of a workspace the credential can see (cached: 50,000 repos per request is too slow)."""
+        key = (id(cred), ws_slug)
+        cached = self._visible.get(key)
+        if cached is None:
+            entries = self.index[ws_slug].entries
+            cached = [e for e in entries if self.permission(cred, e) != "none"]
+            with self._lock:
+                self._visible[key] = cached
+        return cached
