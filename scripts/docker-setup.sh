@@ -16,7 +16,11 @@ log() { printf '[docker-setup] %s\n' "$*" >&2; }
 
 ensure_packages() {
   local missing=()
-  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  # Where a daemon already answers (e.g. a Pipelines step with the docker service, whose
+  # DOCKER_HOST points at it) there is no need for docker.io; otherwise install it.
+  if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
+    command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  fi
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   command -v git >/dev/null 2>&1 || missing+=(git)
   [ ${#missing[@]} -eq 0 ] && return 0
