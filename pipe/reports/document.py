@@ -1,0 +1,100 @@
+"""The report document: one plain dict that JSON, Markdown, JUnit, Code Insights and the
+console all render. Its shape is the JSON report's, fixed by schema/report.schema.json."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pipe import __version__
+from pipe.assessment import Assessment, CategoryResult, Side
+from pipe.credential import Credential
+from pipe.errors import ExitCode
+from pipe.probes import Evidence
+
+PERMISSIONS = ("admin", "write", "read", "unknown")
+
+
+def _side(side: Side, required: bool) -> dict[str, Any]:
+    return {"status": side.status, "required": required, "missing_scopes": side.missing_scopes,
+            "affected_repositories": len(side.affected),
+            "example_repositories": [r.full_name or r.slug for r in side.affected[:3]],
+            "reasons": side.reasons}
+
+
+def _category(result: CategoryResult, guidance: list[str]) -> dict[str, Any]:
+    category = result.category
+    return {
+        "id": category.id, "title": category.title, "covers": category.covers,
+        "backup": result.backup.status, "restore": result.restore.status,
+        "required": {"backup": result.required_backup, "restore": result.required_restore},
+        "missing_scopes": result.backup.missing_scopes,
+        "affected_repositories": len(result.backup.affected),
+        "details": {"backup": _side(result.backup, result.required_backup),
+                    "restore": _side(result.restore, result.required_restore)},
+        "retired": category.retired, "note": category.note, "guidance": guidance,
+    }
+
+
+def _guidance(result: CategoryResult, assessment: Assessment) -> list[str]:
+    lines = []
+    for advice in assessment.advice:
+        if any(t.startswith(result.category.title) for t in advice.unblocks):
+            lines.append(f"Tick {advice.label}: {advice.where}")
+    if result.backup.affected and not result.backup.missing_scopes and result.category.needs_admin:
+        lines.append(f"Give the credential's account admin permission on {len(result.backup.affected)} "
+                     "repositories (Repository settings > Repository permissions), or use a workspace admin.")
+    return lines
+
+
+def _credential(credential: Credential, evidence: Evidence | None) -> dict[str, Any]:
+    found = evidence.scopes if evidence else None
+    return {
+        "kind": credential.kind.value,
+        "type": found.credential_type if found else None,
+        "owner": (evidence.identity.user if evidence and evidence.identity.user else None),
+        "scopes": sorted(found.granted) if found and found.granted is not None else None,
+        "scopes_source": list(found.sources) if found else [],
+        "git_username": credential.git_username,
+    }
+
+
+def build(config_workspace: str, profile: str, credential: Credential | None, evidence: Evidence | None,
+          assessment: Assessment | None, error: tuple[str, str, ExitCode] | None = None) -> dict[str, Any]:
+    """The document for a finished run, or for one ended early by `error` (message, fix, code)."""
+    doc: dict[str, Any] = {
+        "verdict": assessment.verdict if assessment else ("error" if error and error[2] == ExitCode.CONFIGURATION
+                                                           else "inconclusive"),
+        "exit_code": int(assessment.exit_code if assessment else error[2]),
+        "profile": profile, "workspace": config_workspace,
+        "credential": _credential(credential, evidence) if credential else None,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "pipe_version": __version__,
+        "error": {"message": error[0], "fix": error[1]} if error else None,
+    }
+    if evidence:
+        inventory = evidence.inventory
+        doc["repositories"] = {
+            "total": len(inventory.repositories),
+            "by_permission": {p: inventory.count(p) for p in PERMISSIONS},
+            "permissions_source": inventory.permissions_source,
+            "not_visible": inventory.not_visible,
+        }
+        doc["git"] = {"outcome": evidence.git.outcome, "repository": evidence.git.repository,
+                      "username": evidence.git.username, "reason": evidence.git.reason}
+        doc["requests"] = evidence.traffic.requests
+        doc["duration_seconds"] = round(evidence.elapsed, 3)
+    if assessment:
+        doc["check_restore"] = assessment.check_restore
+        doc["categories"] = [_category(r, _guidance(r, assessment)) for r in assessment.categories]
+        doc["missing_scopes"] = [vars(a) for a in assessment.advice]
+        doc["admin_gap"] = {"repositories": len(assessment.admin_gap),
+                            "examples": [r.full_name or r.slug for r in assessment.admin_gap[:3]],
+                            "loses": assessment.admin_gap_loses}
+        doc["findings"] = assessment.findings
+        budget = assessment.budget
+        doc["rate_limit"] = {"requests_used": budget.requests_used, "hourly_limit": budget.hourly_limit,
+                             "backup_requests_per_run": budget.backup_requests_per_run,
+                             "fits_in_an_hour": budget.fits_in_an_hour,
+                             "throttled": evidence.traffic.rate.throttled if evidence else 0}
+    return doc

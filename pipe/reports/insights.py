@@ -1,0 +1,50 @@
+"""The Code Insights report on the commit, posted through the Pipelines auth proxy.
+
+Inside Pipelines a proxy at host.docker.internal:29418 authenticates report calls on its own,
+so no credential is sent, and the URL is plain http:// as the proxy expects. This is the
+pipe's one write to Bitbucket; failing to post is a warning, never a failed step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+REPORT_ID = "backup-readiness"
+PUBLIC_API = "http://api.bitbucket.org/2.0"
+
+
+def payload(doc: dict[str, Any]) -> dict[str, Any]:
+    repos = doc.get("repositories") or {"total": 0, "by_permission": {"admin": 0}}
+    total, admin = repos["total"], repos["by_permission"]["admin"]
+    required = [c for c in doc.get("categories", []) if c["required"]["backup"] and not c["retired"]]
+    missing = [a["scope"] for a in doc.get("missing_scopes", []) if a["required"]]
+    data = [
+        {"title": "Verdict", "type": "TEXT", "value": doc["verdict"]},
+        {"title": "Profile", "type": "TEXT", "value": doc["profile"]},
+        {"title": "Credential", "type": "TEXT", "value": ((doc.get("credential") or {}).get("kind") or "none")},
+        {"title": "Repositories covered", "type": "NUMBER", "value": total},
+        {"title": "Admin coverage", "type": "PERCENTAGE", "value": round(100 * admin / total, 1) if total else 0},
+        {"title": "Required categories ready", "type": "TEXT",
+         "value": f"{sum(c['backup'] == 'ok' for c in required)}/{len(required)}"},
+        {"title": "Missing scopes", "type": "TEXT", "value": ", ".join(missing) or "none"},
+        {"title": "Git over HTTPS", "type": "BOOLEAN", "value": (doc.get("git") or {}).get("outcome") == "ok"},
+        {"title": "API requests used", "type": "NUMBER", "value": doc.get("requests", 0)},
+    ]
+    details = (doc["error"]["message"] if doc.get("error") else
+               f"Backup readiness of workspace {doc['workspace']} for profile {doc['profile']}: "
+               f"{doc['verdict']}." + (f" Missing scopes: {', '.join(missing)}." if missing else ""))
+    return {"title": "Backup readiness", "details": details[:2000], "report_type": "SECURITY",
+            "reporter": "backup-readiness", "result": "PASSED" if doc["verdict"] == "ready" else "FAILED",
+            "data": data[:10]}
+
+
+def post(doc: dict[str, Any], workspace: str, slug: str, commit: str, proxy: str, timeout: float = 10.0) -> str | None:
+    """Returns None on success, else why it failed (for a warning)."""
+    url = f"{PUBLIC_API}/repositories/{workspace}/{slug}/commit/{commit}/reports/{REPORT_ID}"
+    try:
+        with httpx.Client(proxy=proxy, timeout=timeout, trust_env=False) as client:
+            response = client.put(url, json=payload(doc))
+    except httpx.HTTPError as exc:
+        return f"the Pipelines proxy could not be reached ({type(exc).__name__})"
+    return None if response.is_success else f"the report was refused (HTTP {response.status_code})"

@@ -1,0 +1,201 @@
+"""The pipe's variables: declared for bitbucket-pipes-toolkit, parsed into a typed Config.
+
+Every variable is declared as a string so that the toolkit never YAML-parses a secret
+(`yes` would become True); types are checked here instead, so that a bad value ends in
+one clear message per variable (exit 2) rather than the toolkit's generic failure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from bitbucket_pipes_toolkit import ArrayVariable
+
+from pipe.errors import ConfigError, Problem
+
+CREDENTIAL_VARIABLES = (
+    "BITBUCKET_EMAIL", "BITBUCKET_API_TOKEN", "BITBUCKET_USERNAME", "BITBUCKET_ACCESS_TOKEN",
+    "BITBUCKET_OAUTH_CLIENT_ID", "BITBUCKET_OAUTH_CLIENT_SECRET", "BITBUCKET_APP_PASSWORD",
+)
+SETTING_VARIABLES = (
+    "WORKSPACE", "PROFILE", "REQUIRE", "CHECK_RESTORE", "REPOSITORIES", "CONCURRENCY", "TIMEOUT",
+    "CODE_INSIGHTS", "CODE_INSIGHTS_PROXY", "OUTPUT_JSON", "BITBUCKET_API_URL", "BITBUCKET_GIT_URL",
+    "BITBUCKET_OAUTH_TOKEN_URL", "DEBUG", "NO_COLOR",
+)
+PIPELINES_VARIABLES = (
+    "BITBUCKET_WORKSPACE", "BITBUCKET_REPO_SLUG", "BITBUCKET_COMMIT", "BITBUCKET_BUILD_NUMBER",
+    "BITBUCKET_REPO_OWNER", "CI",
+)
+SCHEMA: dict[str, dict] = {
+    name: {"type": "string", "required": False}
+    for name in CREDENTIAL_VARIABLES + SETTING_VARIABLES + PIPELINES_VARIABLES
+}
+
+DEFAULT_API_URL = "https://api.bitbucket.org/2.0"
+DEFAULT_GIT_URL = "https://bitbucket.org"
+DEFAULT_TOKEN_URL = "https://bitbucket.org/site/oauth2/access_token"
+DEFAULT_PROXY = "http://host.docker.internal:29418"
+DEFAULT_OUTPUT = "backup-readiness/report.json"
+DEFAULT_PROFILE = "xopero-one"
+
+WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,62}$")
+SLUG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+@dataclass(frozen=True)
+class Config:
+    credentials: dict[str, str] = field(repr=False)
+    workspace: str
+    api_url: str
+    git_url: str
+    oauth_token_url: str
+    profile: str
+    require: tuple[str, ...]
+    check_restore: bool
+    repositories: tuple[str, ...]
+    concurrency: int
+    timeout: float
+    code_insights: bool
+    code_insights_proxy: str
+    output_json: str
+    debug: bool
+    no_color: bool
+    commit: str | None
+    repo_slug: str | None
+    repo_workspace: str | None
+
+
+class _Reader:
+    """Collects every problem instead of stopping at the first one."""
+
+    def __init__(self, values: Mapping[str, str]):
+        self.values = values
+        self.problems: list[Problem] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return None if value is None or value == "" else value
+
+    def problem(self, name: str, message: str, fix: str) -> None:
+        self.problems.append(Problem(name, message, fix))
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.strip().lower() in TRUE:
+            return True
+        if value.strip().lower() in FALSE:
+            return False
+        self.problem(name, "must be true or false.", f'Set {name}: "true" or {name}: "false".')
+        return default
+
+    def number(self, name: str, default: float, low: float, high: float, cast: Callable = int):
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = cast(value.strip())
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            self.problem(name, f"must be a number from {low:g} to {high:g}.",
+                         f'Set {name} to a plain number, e.g. {name}: "{default:g}".')
+            return default
+        return number
+
+    def url(self, name: str, default: str) -> str:
+        value = self.raw(name) or default
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.problem(name, "must be an http:// or https:// URL.", f"Remove {name} to use {default}.")
+        elif parts.username or parts.password:
+            # The URL itself is never echoed: it may carry a secret.
+            self.problem(name, "must not contain a user name or password.",
+                         "Put credentials in the credential variables, never in a URL.")
+        return value.strip().rstrip("/")
+
+    def listing(self, name: str) -> tuple[str, ...]:
+        """A Pipelines list variable (NAME_COUNT, NAME_0, ...) or a comma/space separated string."""
+        count = self.values.get(f"{name}_COUNT")
+        if count is not None:
+            if not count.strip().isdigit():
+                self.problem(f"{name}_COUNT", "must be a whole number.", f"Write {name} as a YAML list.")
+                return ()
+            items = list(ArrayVariable(name, dict(self.values)))
+            return tuple(str(item).strip() for item in items if item is not None and str(item).strip())
+        value = self.raw(name)
+        return tuple(part for part in re.split(r"[,\s]+", value) if part) if value else ()
+
+
+def _workspace(reader: _Reader) -> str:
+    workspace = (reader.raw("WORKSPACE") or reader.raw("BITBUCKET_WORKSPACE") or "").strip()
+    if not workspace:
+        reader.problem("WORKSPACE", "is not set, and BITBUCKET_WORKSPACE is not available.",
+                       "Set WORKSPACE to the workspace ID from bitbucket.org/<workspace>/.")
+    elif not WORKSPACE_RE.match(workspace):
+        reader.problem("WORKSPACE", "is not a valid workspace ID (letters, digits, - and _ only).",
+                       "Use the ID from the workspace URL, bitbucket.org/<workspace>/.")
+    return workspace
+
+
+def _repositories(reader: _Reader, workspace: str) -> tuple[str, ...]:
+    slugs = []
+    for item in reader.listing("REPOSITORIES"):
+        owner, _, slug = item.rpartition("/")
+        if (owner and owner != workspace) or not SLUG_RE.match(slug) or slug.count("/"):
+            reader.problem("REPOSITORIES", f"entry {item[:80]!r} is not a repository of {workspace}.",
+                           "List repository slugs (my-repo) or full names (workspace/my-repo).")
+            continue
+        slugs.append(slug.lower())
+    return tuple(dict.fromkeys(slugs))
+
+
+def _profile(reader: _Reader, profiles: tuple[str, ...], categories: tuple[str, ...]):
+    profile = (reader.raw("PROFILE") or DEFAULT_PROFILE).strip().lower()
+    if profile not in profiles:
+        reader.problem("PROFILE", f"{profile[:40]!r} is not a known profile.",
+                       f"Use one of: {', '.join(profiles)}.")
+    require = tuple(item.lower() for item in reader.listing("REQUIRE"))
+    unknown = [item for item in require if item not in categories]
+    if unknown:
+        reader.problem("REQUIRE", f"unknown category {', '.join(repr(u[:40]) for u in unknown)}.",
+                       f"Use ids from: {', '.join(categories)}.")
+    return profile, tuple(r for r in require if r in categories)
+
+
+def read_config(values: Mapping[str, str], profiles: tuple[str, ...],
+                categories: tuple[str, ...]) -> Config:
+    """Parse the variables; raise ConfigError listing every problem found."""
+    reader = _Reader(values)
+    workspace = _workspace(reader)
+    profile, require = _profile(reader, profiles, categories)
+    in_pipelines = bool(reader.raw("BITBUCKET_BUILD_NUMBER") and reader.raw("BITBUCKET_COMMIT"))
+    config = Config(
+        credentials={name: values[name] for name in CREDENTIAL_VARIABLES if name in values},
+        workspace=workspace,
+        api_url=reader.url("BITBUCKET_API_URL", DEFAULT_API_URL),
+        git_url=reader.url("BITBUCKET_GIT_URL", DEFAULT_GIT_URL),
+        oauth_token_url=reader.url("BITBUCKET_OAUTH_TOKEN_URL", DEFAULT_TOKEN_URL),
+        profile=profile,
+        require=require,
+        check_restore=reader.boolean("CHECK_RESTORE", False),
+        repositories=_repositories(reader, workspace),
+        concurrency=reader.number("CONCURRENCY", 8, 1, 64),
+        timeout=reader.number("TIMEOUT", 300, 5, 3600, cast=float),
+        code_insights=reader.boolean("CODE_INSIGHTS", in_pipelines),
+        code_insights_proxy=reader.url("CODE_INSIGHTS_PROXY", DEFAULT_PROXY),
+        output_json=(reader.raw("OUTPUT_JSON") or DEFAULT_OUTPUT).strip(),
+        debug=reader.boolean("DEBUG", False),
+        no_color=reader.raw("NO_COLOR") is not None,
+        commit=reader.raw("BITBUCKET_COMMIT"),
+        repo_slug=reader.raw("BITBUCKET_REPO_SLUG"),
+        repo_workspace=reader.raw("BITBUCKET_REPO_OWNER") or reader.raw("BITBUCKET_WORKSPACE"),
+    )
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return config
