@@ -23,15 +23,16 @@ help:
 
 venv: $(STAMP)
 
-# python3 -m venv needs ensurepip, which Debian ships in python3-venv.
+# python3 -m venv needs ensurepip, which Debian ships in python3-venv: when creating the
+# venv fails (or python3 is missing), install python3 + python3-venv with apt and retry.
 $(STAMP): requirements.txt requirements-build.txt requirements-dev.txt
-	@if ! command -v $(PYTHON) >/dev/null 2>&1 || ! $(PYTHON) -m venv --help >/dev/null 2>&1 \
-	    || ! $(PYTHON) -c 'import ensurepip' >/dev/null 2>&1; then \
-	  echo "[venv] installing python3 + python3-venv with apt"; \
+	@if ! $(PYTHON) -m venv $(VENV) 2>/tmp/backup-readiness-venv.err; then \
+	  cat /tmp/backup-readiness-venv.err >&2; rm -rf $(VENV); \
+	  echo "[venv] $(PYTHON) -m venv failed: installing python3 python3-venv with apt" >&2; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null; \
+	  $(PYTHON) -m venv $(VENV); \
 	fi
-	$(PYTHON) -m venv $(VENV)
 	# Same order as the image: hashed setuptools 75, then the hashed runtime set with the
 	# toolkit sdist built without build isolation, then the pinned dev tools.
 	$(VENV)/bin/pip install -q --require-hashes --no-deps -r requirements-build.txt
