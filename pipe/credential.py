@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from pipe import scopes
 from pipe.errors import ConfigError, Problem
@@ -29,7 +29,7 @@ APP_PASSWORD_GONE = (
 )
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     API_TOKEN = "api_token"
     ACCESS_TOKEN = "access_token"
     OAUTH = "oauth"

@@ -67,7 +67,7 @@ def _write_askpass(home: str) -> str:
 
 
 async def ls_remote(git_url: str, workspace: str, slug: str | None, username: str, secret: str,
-                    timeout: float) -> GitResult:
+                    limit: float) -> GitResult:
     if not slug:
         return GitResult("skipped", None, username, "no repository to clone")
     if shutil.which("git") is None:
@@ -80,9 +80,9 @@ async def ls_remote(git_url: str, workspace: str, slug: str | None, username: st
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE, env=_environment(askpass, secret, home))
         try:
-            _, stderr = await asyncio.wait_for(process.communicate(), timeout)
+            _, stderr = await asyncio.wait_for(process.communicate(), limit)
         except TimeoutError:
             process.kill()
             await process.wait()
-            return GitResult("failed", slug, username, f"git ls-remote did not finish in {timeout:.0f} s")
+            return GitResult("failed", slug, username, f"git ls-remote did not finish in {limit:.0f} s")
     return _interpret(process.returncode or 0, stderr.decode(errors="replace"), slug, username)

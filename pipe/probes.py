@@ -6,6 +6,7 @@ Everything here only reads. Results are plain data (Evidence) for the assessment
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -297,10 +298,8 @@ def _probe_operations(catalog: Catalog, credential: Credential) -> list[Operatio
 async def _scope_reveal(client: Client, evidence: ScopeEvidence, workspace: str, repo: str | None) -> None:
     if evidence.granted is not None or not repo:
         return
-    try:
+    with contextlib.suppress(ApiFailure):  # only a chance to learn more; the live reads stand alone
         await client.get(_fill(SCOPE_REVEAL, workspace, repo), {"pagelen": 1})
-    except ApiFailure:
-        pass  # only a chance to learn more; the live reads stand on their own
 
 
 async def gather_evidence(config: Config, credential: Credential, catalog: Catalog,
@@ -327,7 +326,7 @@ async def _survey(client: Client, config: Config, credential: Credential, catalo
     results = await asyncio.gather(
         *(_probe(client, op, ws, repo) for op in ops),
         ls_remote(config.git_url, ws, repo, credential.git_username, token or credential.secret,
-                  timeout=max(1.0, min(60.0, client.remaining()))),
+                  limit=max(1.0, min(60.0, client.remaining()))),
         _scope_reveal(client, evidence, ws, repo))
     inventory = await inventory_job
     probes: dict[str, Any] = {p.operation: p for p in first_probes}

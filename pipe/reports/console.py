@@ -47,13 +47,13 @@ def header(doc: dict[str, Any]) -> list[str]:
 
 def table(doc: dict[str, Any]) -> list[str]:
     restore = doc.get("check_restore")
-    lines = [f"{"Category":<26}{'Backup':<12}" + (f"{'Restore':<12}" if restore else "") + "Needed",
+    lines = [f"{'Category':<26}{'Backup':<12}" + (f"{'Restore':<12}" if restore else "") + "Needed",
              "-" * (WIDTH if restore else 58)]
     for cat in doc.get("categories", []):
         needed = "required" if cat["required"]["backup"] else "info"
         if cat["retired"]:
             needed = f"retired {cat['retired']}"
-        row = f"{cat["title"][:25]:<26}{MARKS[cat['backup']]:<12}"
+        row = f"{cat['title'][:25]:<26}{MARKS[cat['backup']]:<12}"
         if restore:
             row += f"{MARKS[cat['restore']]:<12}"
         lines.append(row + needed)
