@@ -89,7 +89,8 @@ case "$CODE" in
   0) echo "  0 = ready: the credential can do everything the profile needs (unexpected for the demo scenario)." ;;
   1) echo "  1 = not ready: the credential lacks something a backup needs; this is the expected demo outcome."
      echo "      Report: $REPO_ROOT/backup-readiness/report.json (if the pipe wrote one)." ;;
-  2) echo "  2 = configuration error: a variable is missing or invalid (see the message above)." ;;
+  2) echo "  2 = configuration error: a variable is missing or invalid, or Bitbucket rejects the credential." ;;
+  3) echo "  3 = inconclusive: an API call failed, so a required check could not run." ;;
   *) echo "  $CODE = unexpected failure (crash or Docker error); see the output above." ;;
 esac
 # The demo succeeds when the pipe reached a verdict (ready or not ready).
