@@ -274,7 +274,7 @@ class Api:
             r'repository\.full_name\s*=\s*"([^"]+)"', call.params.get("q", "")
         )
         if wanted:
-            entries = [e for e in entries if e.obj["full_name"] == wanted.group(1)]
+            entries = [e for e in entries if e.full_name == wanted.group(1)]
         window, meta = paginate(
             len(entries), call.params, call.base_url, call.full_path, call.query
         )

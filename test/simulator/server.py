@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import json
 import os
 import re
@@ -111,10 +112,15 @@ class Simulator:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _handler_class(self))
+    def start(self, port: int = 0) -> Self:
+        """Bind 127.0.0.1 (a free port unless given), build data and git repos, serve."""
+        server = _Server(("127.0.0.1", port), _handler_class(self))
         self._server = server
         self.world.build(self.git_url)
+        # 50,000 precomputed entries make every full GC pass slow (tens of ms, mid-request):
+        # move them out of the collector's way. They live as long as the simulator anyway.
+        gc.collect()
+        gc.freeze()
         self._create_git_repos()
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -422,6 +428,8 @@ def _handler_class(sim: Simulator) -> type[BaseHTTPRequestHandler]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: every answer carries Content-Length
+    # Without TCP_NODELAY, small answers on a kept-alive connection wait ~40 ms for delayed ACKs.
+    disable_nagle_algorithm = True
     simulator: Simulator
 
     def do_GET(self) -> None:
@@ -510,9 +518,11 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
+        # One write for headers and body (end_headers would flush the headers on their own).
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(response.body)
+            self._headers_buffer.append(response.body)
+        self.flush_headers()
 
     def _reset(self) -> None:
         # SO_LINGER 0 turns close() into a TCP RST: the client sees "connection reset".

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import secrets
 import threading
@@ -21,8 +23,16 @@ class RepoEntry:
 
     ws: Workspace
     repo: Repository
-    obj: dict[str, Any]
     json: str
+
+    @functools.cached_property
+    def obj(self) -> dict[str, Any]:
+        # Built only when needed (fields=, single GETs): 50,000 dicts up front cost seconds.
+        return json.loads(self.json)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.ws.slug}/{self.repo.slug}"
 
 
 @dataclass
@@ -36,6 +46,19 @@ class WorkspaceIndex:
         return list(dict.fromkeys(keys))
 
 
+_PLACEHOLDER = "zzsimslugzz"
+_PLACEHOLDER_UUID = "zzsimuuidzz"
+
+
+def _repo_template(ws: Workspace, repo: Repository, git_base: str) -> str:
+    """Repository JSON with the slug and uuid as placeholders: string replacement is ~50x faster
+    than building and serialising a dict per repository. Slugs never need JSON escaping."""
+    proto = dataclasses.replace(repo, slug=_PLACEHOLDER)
+    obj = shapes.repository(ws, proto, git_base)
+    obj["uuid"] = _PLACEHOLDER_UUID
+    return json.dumps(obj)
+
+
 @dataclass
 class World:
     workspaces: list[Workspace]
@@ -47,10 +70,17 @@ class World:
 
     def build(self, git_base: str) -> None:
         for ws in self.workspaces:
+            templates: dict[tuple[Any, ...], str] = {}
             entries = []
             for repo in ws.repositories:
-                obj = shapes.repository(ws, repo, git_base)
-                entries.append(RepoEntry(ws, repo, obj, json.dumps(obj)))
+                key = (repo.project, repo.is_private, repo.has_issues, repo.has_wiki)
+                if key not in templates:
+                    templates[key] = _repo_template(ws, repo, git_base)
+                uid = shapes.braced_uuid("repo", ws.slug, repo.slug)
+                text = templates[key].replace(_PLACEHOLDER_UUID, uid)
+                entries.append(
+                    RepoEntry(ws, repo, text.replace(_PLACEHOLDER, repo.slug))
+                )
             self.index[ws.slug] = WorkspaceIndex(
                 ws, entries, {e.repo.slug: e for e in entries}
             )
@@ -143,6 +173,11 @@ class World:
             return "admin"
         return "write" if "repository:write" in granted else "read"
 
+    def _sees_all(self, cred: Credential) -> bool:
+        if cred.is_user:
+            return not cred.permissions and cred.default_permission != "none"
+        return cred.level == "workspace"
+
     def _token_covers(self, cred: Credential, entry: RepoEntry) -> bool:
         if cred.level == "repository":
             return cred.target == entry.repo.slug
@@ -156,7 +191,12 @@ class World:
         cached = self._visible.get(key)
         if cached is None:
             entries = self.index[ws_slug].entries
-            cached = [e for e in entries if self.permission(cred, e) != "none"]
+            if not self.sees_workspace(cred, ws_slug):
+                cached = []
+            elif self._sees_all(cred):
+                cached = entries  # the common big case: no per-repository work at all
+            else:
+                cached = [e for e in entries if self.permission(cred, e) != "none"]
             with self._lock:
                 self._visible[key] = cached
         return cached
