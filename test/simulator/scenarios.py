@@ -37,8 +37,8 @@ DEMO_REPOS = [
     "legacy-crm",
     "ops-scripts",
 ]
-DEMO_GIT_REPOS = {"website", "api-gateway", "billing", "infra"}
-DEMO_READ_ONLY = {"design-system", "analytics", "legacy-crm"}  # the other 9 are admin
+DEMO_GIT_REPOS = ("website", "api-gateway", "billing", "infra")
+DEMO_READ_ONLY = ("design-system", "analytics", "legacy-crm")  # the other 9 are admin
 BENCH_SECRET = "ATATT3xBENCHsimulatorTokenNotARealSecret000000000"
 
 
