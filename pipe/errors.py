@@ -25,6 +25,16 @@ class Problem:
         return f"{self.variable}: {self.message} Fix: {self.fix}"
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why a run ended before an assessment: shown in every report."""
+
+    message: str
+    fix: str
+    exit_code: ExitCode
+    problems: tuple[Problem, ...] = ()
+
+
 class PipeError(Exception):
     exit_code: ExitCode = ExitCode.INCONCLUSIVE
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import yaml
 from bitbucket_pipes_toolkit import Pipe, get_logger
+from colorlog import ColoredFormatter
 
 from pipe import catalog as catalog_module
 from pipe.assessment import assess
 from pipe.credential import Credential, detect
-from pipe.errors import ApiUnavailable, ConfigError, CredentialError, ExitCode, Problem
+from pipe.errors import ApiUnavailable, ConfigError, CredentialError, ExitCode, Failure, Problem
 from pipe.probes import gather_evidence
 from pipe.redaction import RedactingFilter, Redactor
 from pipe.reports import console, document, files, insights
@@ -43,15 +44,25 @@ def _metadata() -> dict[str, Any]:
         return {}
 
 
+def _toolkit_handlers(root: logging.Logger) -> list[logging.Handler]:
+    """The colorlog handler the toolkit added at import (tagged, as NO_COLOR swaps its formatter)."""
+    found = []
+    for handler in root.handlers:
+        if getattr(handler, "_backup_readiness", False) or isinstance(handler.formatter, ColoredFormatter):
+            handler._backup_readiness = True  # type: ignore[attr-defined]
+            found.append(handler)
+    return found
+
+
 def _logging(redactor: Redactor, values: Mapping[str, str]) -> bool:
     """Scrub and (optionally) uncolour the toolkit's one handler; returns whether to colour."""
     color = "NO_COLOR" not in values
     root = get_logger()
-    for handler in root.handlers:
+    for handler in _toolkit_handlers(root):
         handler.filters = [f for f in handler.filters if not isinstance(f, RedactingFilter)]
         handler.addFilter(RedactingFilter(redactor))
         if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
+            handler.stream = sys.stderr  # not setStream(): it flushes the old, maybe closed, stream
         if not color:
             handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     debug = (values.get("DEBUG") or "").strip().lower() in ("true", "yes", "on", "1")
@@ -135,14 +146,15 @@ def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> 
         evidence, assessment = asyncio.run(_run(config, credential, redactor, started))
         return document.build(config.workspace, config.profile, credential, evidence, assessment), config
     except ConfigError as exc:
-        message = "The pipe's variables are not valid:\n" + "\n".join(f"- {p.variable}: {p.message}" for p in exc.problems)
-        fix = " ".join(f"{p.variable}: {p.fix}" for p in exc.problems)
-        return document.build(workspace, profile, None, None, None, (message, fix, ExitCode.CONFIGURATION)), None
+        failure = Failure(f"{len(exc.problems)} variable(s) need fixing; nothing was sent to Bitbucket.",
+                          "Fix the variables named above in the pipe's variables block.",
+                          ExitCode.CONFIGURATION, tuple(exc.problems))
+        return document.build(workspace, profile, None, None, None, failure), None
     except (CredentialError, ApiUnavailable) as exc:
         fix = getattr(exc, "fix", "Run the pipe again; if it keeps failing, check status.atlassian.com "
                                   "and that the runner can reach BITBUCKET_API_URL.")
         return document.build(config.workspace, config.profile, credential, None, None,
-                              (exc.message, fix, exc.exit_code)), config
+                              Failure(exc.message, fix, exc.exit_code)), config
 
 
 def main(env: Mapping[str, str] | None = None) -> int:
@@ -156,8 +168,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
         doc, config = _evaluate(values, redactor, started)
     except Exception as exc:  # noqa: BLE001 - never a traceback: the log must stay readable and secret-free
         log.error("Internal error (%s): %s", type(exc).__name__, redactor(str(exc))[:300])
-        failure = ("The pipe failed unexpectedly.", "Run again with DEBUG: 'true' and report the log.",
-                   ExitCode.INCONCLUSIVE)
+        failure = Failure("The pipe failed unexpectedly.", "Run again with DEBUG: 'true' and report the log.",
+                          ExitCode.INCONCLUSIVE)
         doc = document.build(values.get("WORKSPACE", ""), values.get("PROFILE", ""), None, None, None, failure)
         config = None
     _outputs(doc, config.output_json if config else (values.get("OUTPUT_JSON") or DEFAULT_OUTPUT))

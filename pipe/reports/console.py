@@ -88,8 +88,12 @@ def guidance(doc: dict[str, Any]) -> list[str]:
         lines += _wrap("Not required by the profile, but missing: " +
                        ", ".join(a["label"] for a in optional) + ".", "")
     if doc.get("error"):
+        for problem in doc["error"]["problems"]:
+            lines += _wrap(f"{problem['variable']}: {problem['message']}", "")
+            lines += _wrap(f"Fix: {problem['fix']}")
         lines += _wrap(doc["error"]["message"], "")
-        lines += _wrap("Fix: " + doc["error"]["fix"])
+        if not doc["error"]["problems"]:
+            lines += _wrap("Fix: " + doc["error"]["fix"])
     budget = doc.get("rate_limit")
     if budget:
         lines += _wrap(f"This check used {budget['requests_used']} API requests. A metadata backup of "

@@ -9,7 +9,7 @@ from typing import Any
 from pipe import __version__
 from pipe.assessment import Assessment, CategoryResult, Side
 from pipe.credential import Credential
-from pipe.errors import ExitCode
+from pipe.errors import ExitCode, Failure
 from pipe.probes import Evidence
 
 PERMISSIONS = ("admin", "write", "read", "unknown")
@@ -60,17 +60,18 @@ def _credential(credential: Credential, evidence: Evidence | None) -> dict[str, 
 
 
 def build(config_workspace: str, profile: str, credential: Credential | None, evidence: Evidence | None,
-          assessment: Assessment | None, error: tuple[str, str, ExitCode] | None = None) -> dict[str, Any]:
-    """The document for a finished run, or for one ended early by `error` (message, fix, code)."""
+          assessment: Assessment | None, error: Failure | None = None) -> dict[str, Any]:
+    """The document for a finished run, or for one ended early by `error`."""
     doc: dict[str, Any] = {
-        "verdict": assessment.verdict if assessment else ("error" if error and error[2] == ExitCode.CONFIGURATION
+        "verdict": assessment.verdict if assessment else ("error" if error.exit_code == ExitCode.CONFIGURATION
                                                            else "inconclusive"),
-        "exit_code": int(assessment.exit_code if assessment else error[2]),
+        "exit_code": int(assessment.exit_code if assessment else error.exit_code),
         "profile": profile, "workspace": config_workspace,
         "credential": _credential(credential, evidence) if credential else None,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "pipe_version": __version__,
-        "error": {"message": error[0], "fix": error[1]} if error else None,
+        "error": {"message": error.message, "fix": error.fix,
+                  "problems": [vars(p) for p in error.problems]} if error else None,
     }
     if evidence:
         inventory = evidence.inventory

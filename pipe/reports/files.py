@@ -73,7 +73,9 @@ def junit(doc: dict[str, Any]) -> ET.ElementTree:
             cases += 1
     if doc.get("error"):
         case = ET.SubElement(suite, "testcase", classname="backup-readiness", name="configuration", time="0")
-        ET.SubElement(case, "error", message=doc["error"]["message"], type=doc["verdict"]).text = doc["error"]["fix"]
+        problems = "\n".join(f"{p['variable']}: {p['message']} Fix: {p['fix']}" for p in doc["error"]["problems"])
+        ET.SubElement(case, "error", message=doc["error"]["message"],
+                      type=doc["verdict"]).text = problems or doc["error"]["fix"]
         counts[1] += 1
         cases += 1
     suite.set("tests", str(cases))

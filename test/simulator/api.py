@@ -59,7 +59,10 @@ REPO_COLLECTIONS = (
     "deploy-keys",
     "permissions-config/users",
     "pipelines-config/runners",
+    "override-settings",
 )
+# Bitbucket lets only repository admins manage webhooks, though the hooks scope is not an admin one.
+ADMIN_ONLY = frozenset({_REPO + "/hooks"})
 
 
 class ApiError(Exception):
@@ -198,9 +201,8 @@ class Api:
         if "repo_slug" in call.args:
             entry = self._repo(call)
             if (
-                "repository:admin" in req.classic
-                and self.world.permission(cred, entry) != "admin"
-            ):
+                "repository:admin" in req.classic or route.template in ADMIN_ONLY
+            ) and self.world.permission(cred, entry) != "admin":
                 raise ApiError(403, shapes.error(MSG_ADMIN))
 
     def _workspace(self, call: Call) -> Any:

@@ -337,6 +337,7 @@ def repo_items(
             "user": owner,
             "repository": ref,
         },
+        "override-settings": {"default_merge_strategy": True, "branching_model": True},
         "pipelines-config/runners": {
             "type": "pipeline_runner",
             "uuid": uid,
