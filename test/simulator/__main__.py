@@ -17,15 +17,11 @@ from .server import Simulator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m test.simulator", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m test.simulator", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="demo")
     parser.add_argument("--repos", type=int, default=50_000, help="bench: repositories")
-    parser.add_argument(
-        "--latency-ms", type=float, default=0.0, help="added per response"
-    )
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added per response")
     return parser.parse_args(argv)
 
 

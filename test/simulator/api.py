@@ -26,9 +26,7 @@ MSG_RETIRED = "Issues and Wikis have been removed from Bitbucket Cloud (2026-08-
 GONE_2770 = shapes.error(
     "CHANGE-2770 - Functionality has been deprecated",
     detail="Please read the changelog entry for more details.",
-    data={
-        "announcement_url": "https://developer.atlassian.com/cloud/bitbucket/changelog/#CHANGE-2770"
-    },
+    data={"announcement_url": "https://developer.atlassian.com/cloud/bitbucket/changelog/#CHANGE-2770"},
 )
 REMOVED_2770 = {
     "/repositories",
@@ -118,9 +116,7 @@ class Api:
     def __init__(self, world: World, reports: dict[str, Any]) -> None:
         self.world = world
         self.reports = reports
-        self.routes = [
-            Route(m, t, h, compile_template(t)) for m, t, h in self._route_list()
-        ]
+        self.routes = [Route(m, t, h, compile_template(t)) for m, t, h in self._route_list()]
 
     def _route_list(self) -> list[tuple[str, str, Callable[[Api, Call], Result]]]:
         cls = type(self)
@@ -154,9 +150,7 @@ class Api:
             ("PUT", _REPO + "/commit/{commit}/reports/{reportId}", cls.put_report),
             ("GET", "/snippets/{workspace}", cls.snippets),
         ]
-        routes += [
-            ("GET", f"{_REPO}/{kind}", cls.repo_collection) for kind in REPO_COLLECTIONS
-        ]
+        routes += [("GET", f"{_REPO}/{kind}", cls.repo_collection) for kind in REPO_COLLECTIONS]
         routes += [("GET", path, cls.gone) for path in sorted(REMOVED_2770)]
         return routes
 
@@ -187,9 +181,7 @@ class Api:
     def _authorize(self, call: Call, route: Route, req: Requirement) -> None:
         cred = call.cred
         if route.template.startswith("/user") and not cred.is_user:
-            raise ApiError(
-                403, shapes.error(MSG_AUTH_TYPE)
-            )  # access tokens have no user
+            raise ApiError(403, shapes.error(MSG_AUTH_TYPE))  # access tokens have no user
         if route.template in REMOVED_2770:
             raise ApiError(410, GONE_2770)
         missing = missing_scopes(cred.kind, cred.scopes, req)
@@ -200,9 +192,9 @@ class Api:
             self._workspace(call)
         if "repo_slug" in call.args:
             entry = self._repo(call)
-            if (
-                "repository:admin" in req.classic or route.template in ADMIN_ONLY
-            ) and self.world.permission(cred, entry) != "admin":
+            if ("repository:admin" in req.classic or route.template in ADMIN_ONLY) and self.world.permission(
+                cred, entry
+            ) != "admin":
                 raise ApiError(403, shapes.error(MSG_ADMIN))
 
     def _workspace(self, call: Call) -> Any:
@@ -218,12 +210,8 @@ class Api:
             raise not_found(f"Repository {ws}/{slug} not found")
         return entry
 
-    def _page(
-        self, call: Call, items: list[Any], json_items: list[str] | None = None
-    ) -> Result:
-        window, meta = paginate(
-            len(items), call.params, call.base_url, call.full_path, call.query
-        )
+    def _page(self, call: Call, items: list[Any], json_items: list[str] | None = None) -> Result:
+        window, meta = paginate(len(items), call.params, call.base_url, call.full_path, call.query)
         chunk_json = json_items[window] if json_items is not None else None
         return Result(200, Page(meta, items[window], chunk_json))
 
@@ -272,14 +260,10 @@ class Api:
     def user_repo_permissions(self, call: Call) -> Result:
         ws = call.args["workspace"]
         entries = self.world.visible(call.cred, ws)
-        wanted = re.search(
-            r'repository\.full_name\s*=\s*"([^"]+)"', call.params.get("q", "")
-        )
+        wanted = re.search(r'repository\.full_name\s*=\s*"([^"]+)"', call.params.get("q", ""))
         if wanted:
             entries = [e for e in entries if e.full_name == wanted.group(1)]
-        window, meta = paginate(
-            len(entries), call.params, call.base_url, call.full_path, call.query
-        )
+        window, meta = paginate(len(entries), call.params, call.base_url, call.full_path, call.query)
         user = shapes.user_ref(call.cred)
         items = [
             {
@@ -297,11 +281,7 @@ class Api:
 
     def workspace_members(self, call: Call) -> Result:
         ws = self._workspace(call).ws
-        users = [
-            c
-            for c in self.world.credentials
-            if c.is_user and self.world.sees_workspace(c, ws.slug)
-        ]
+        users = [c for c in self.world.credentials if c.is_user and self.world.sees_workspace(c, ws.slug)]
         unique = {shapes.user_name(c): c for c in users}
         items = [
             {
@@ -326,9 +306,7 @@ class Api:
     def list_repositories(self, call: Call) -> Result:
         entries = self.world.visible(call.cred, call.args["workspace"])
         entries = self._filter_role(call, entries)
-        window, meta = paginate(
-            len(entries), call.params, call.base_url, call.full_path, call.query
-        )
+        window, meta = paginate(len(entries), call.params, call.base_url, call.full_path, call.query)
         chunk = entries[window]
         return Result(200, Page(meta, [e.obj for e in chunk], [e.json for e in chunk]))
 
@@ -343,11 +321,7 @@ class Api:
         if need is None:
             return entries
         rank = PERMISSION_RANK[need]
-        return [
-            e
-            for e in entries
-            if PERMISSION_RANK.get(self.world.permission(call.cred, e), 0) >= rank
-        ]
+        return [e for e in entries if PERMISSION_RANK.get(self.world.permission(call.cred, e), 0) >= rank]
 
     def get_repository(self, call: Call) -> Result:
         return Result(200, self._repo(call).obj)

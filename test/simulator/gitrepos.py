@@ -88,9 +88,7 @@ def http_backend(
         env["HTTP_CONTENT_ENCODING"] = headers["content-encoding"]
     if "git-protocol" in headers:
         env["GIT_PROTOCOL"] = headers["git-protocol"]
-    proc = subprocess.run(
-        ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
-    )
+    proc = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=False)
     return parse_cgi(proc.stdout)
 
 
@@ -100,9 +98,7 @@ def parse_cgi(out: bytes) -> CgiResponse:
     if sep < 0 or (out.find(b"\n\n") >= 0 and out.find(b"\n\n") < sep):
         sep, skip = out.find(b"\n\n"), 2
     if sep < 0:
-        return CgiResponse(
-            500, [("Content-Type", "text/plain")], b"git http-backend failed\n"
-        )
+        return CgiResponse(500, [("Content-Type", "text/plain")], b"git http-backend failed\n")
     status = 200
     headers: list[tuple[str, str]] = []
     for line in out[:sep].decode("latin-1").splitlines():

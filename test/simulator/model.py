@@ -39,9 +39,7 @@ class Credential:
     email: str | None = None
     username: str | None = None
     client_id: str | None = None
-    workspace: str | None = (
-        None  # access tokens (and, optionally, users: restrict to one)
-    )
+    workspace: str | None = None  # access tokens (and, optionally, users: restrict to one)
     level: str = "repository"  # access tokens: repository | project | workspace
     target: str | None = None  # access tokens: repo slug or project key
     permissions: dict[str, str] = field(default_factory=dict)

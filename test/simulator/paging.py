@@ -40,16 +40,12 @@ def _int(value: str | None, default: int) -> int:
 
 def page_url(base: str, path: str, query: str, page: int) -> str:
     """Same query, page replaced: what Bitbucket puts in next/previous."""
-    params = [
-        (k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "page"
-    ]
+    params = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "page"]
     params.append(("page", str(page)))
     return f"{base}{path}?{urlencode(params)}"
 
 
-def paginate(
-    total: int, params: dict[str, str], base: str, path: str, query: str
-) -> tuple[slice, dict[str, Any]]:
+def paginate(total: int, params: dict[str, str], base: str, path: str, query: str) -> tuple[slice, dict[str, Any]]:
     """The window of a collection of `total` items a request asks for, and the page's metadata.
 
     Callers slice their (cached) item list with it, so only one page is ever built.

@@ -24,80 +24,45 @@ _REPO = "/repositories/{workspace}/{repo_slug}"
 SCOPE_TABLE: dict[tuple[str, str], Requirement] = {
     ("GET", "/user"): _r("account", "read:user:bitbucket"),
     ("GET", "/user/workspaces"): _r("account", "read:workspace:bitbucket"),
-    ("GET", "/user/workspaces/{workspace}/permission"): _r(
-        "account", "read:workspace:bitbucket"
-    ),
+    ("GET", "/user/workspaces/{workspace}/permission"): _r("account", "read:workspace:bitbucket"),
     ("GET", "/user/workspaces/{workspace}/permissions/repositories"): _r(
         "account repository", "read:repository:bitbucket"
     ),
     ("GET", "/workspaces/{workspace}"): _r("", "read:workspace:bitbucket"),
-    ("GET", "/workspaces/{workspace}/members"): _r(
-        "account", "read:workspace:bitbucket"
-    ),
-    ("GET", "/workspaces/{workspace}/projects"): _r(
-        "project", "read:project:bitbucket"
-    ),
+    ("GET", "/workspaces/{workspace}/members"): _r("account", "read:workspace:bitbucket"),
+    ("GET", "/workspaces/{workspace}/projects"): _r("project", "read:project:bitbucket"),
     ("GET", "/workspaces/{workspace}/hooks"): _r("webhook", "read:webhook:bitbucket"),
-    ("GET", "/workspaces/{workspace}/pipelines-config/variables"): _r(
-        "pipeline", "read:pipeline:bitbucket"
-    ),
+    ("GET", "/workspaces/{workspace}/pipelines-config/variables"): _r("pipeline", "read:pipeline:bitbucket"),
     ("GET", "/repositories/{workspace}"): _r("repository", "read:repository:bitbucket"),
     ("GET", _REPO): _r("repository", "read:repository:bitbucket"),
     ("GET", _REPO + "/refs/branches"): _r("repository", "read:repository:bitbucket"),
     ("GET", _REPO + "/refs/tags"): _r("repository", "read:repository:bitbucket"),
     ("GET", _REPO + "/downloads"): _r("repository", "read:repository:bitbucket"),
     ("GET", _REPO + "/pullrequests"): _r("pullrequest", "read:pullrequest:bitbucket"),
-    ("GET", _REPO + "/pullrequests/activity"): _r(
-        "pullrequest", "read:pullrequest:bitbucket"
-    ),
-    ("GET", _REPO + "/default-reviewers"): _r(
-        "pullrequest", "read:pullrequest:bitbucket"
-    ),
+    ("GET", _REPO + "/pullrequests/activity"): _r("pullrequest", "read:pullrequest:bitbucket"),
+    ("GET", _REPO + "/default-reviewers"): _r("pullrequest", "read:pullrequest:bitbucket"),
     ("GET", _REPO + "/pipelines"): _r("pipeline", "read:pipeline:bitbucket"),
-    ("GET", _REPO + "/pipelines_config"): _r(
-        "repository:admin", "admin:repository:bitbucket"
-    ),
-    ("GET", _REPO + "/pipelines_config/variables"): _r(
-        "pipeline", "read:pipeline:bitbucket"
-    ),
-    ("GET", _REPO + "/pipelines_config/schedules"): _r(
-        "pipeline", "read:pipeline:bitbucket"
-    ),
-    ("GET", _REPO + "/pipelines_config/ssh/known_hosts"): _r(
-        "pipeline", "read:pipeline:bitbucket"
-    ),
-    ("GET", _REPO + "/pipelines_config/ssh/key_pair"): _r(
-        "pipeline", "read:pipeline:bitbucket"
-    ),
+    ("GET", _REPO + "/pipelines_config"): _r("repository:admin", "admin:repository:bitbucket"),
+    ("GET", _REPO + "/pipelines_config/variables"): _r("pipeline", "read:pipeline:bitbucket"),
+    ("GET", _REPO + "/pipelines_config/schedules"): _r("pipeline", "read:pipeline:bitbucket"),
+    ("GET", _REPO + "/pipelines_config/ssh/known_hosts"): _r("pipeline", "read:pipeline:bitbucket"),
+    ("GET", _REPO + "/pipelines_config/ssh/key_pair"): _r("pipeline", "read:pipeline:bitbucket"),
     ("GET", _REPO + "/environments"): _r("pipeline", "read:pipeline:bitbucket"),
     ("GET", _REPO + "/deployments"): _r("pipeline", "read:pipeline:bitbucket"),
     ("GET", _REPO + "/hooks"): _r("webhook", "read:webhook:bitbucket"),
-    ("GET", _REPO + "/branch-restrictions"): _r(
-        "repository:admin", "admin:repository:bitbucket"
-    ),
-    ("GET", _REPO + "/deploy-keys"): _r(
-        "repository repository:admin", "admin:repository:bitbucket"
-    ),
-    ("GET", _REPO + "/permissions-config/users"): _r(
-        "repository:admin", "read:repository:bitbucket"
-    ),
+    ("GET", _REPO + "/branch-restrictions"): _r("repository:admin", "admin:repository:bitbucket"),
+    ("GET", _REPO + "/deploy-keys"): _r("repository repository:admin", "admin:repository:bitbucket"),
+    ("GET", _REPO + "/permissions-config/users"): _r("repository:admin", "read:repository:bitbucket"),
+    ("GET", _REPO + "/override-settings"): _r("repository:admin", "admin:repository:bitbucket"),
     ("GET", _REPO + "/pipelines-config/runners"): _r("runner", "read:runner:bitbucket"),
     ("GET", _REPO + "/issues"): _r("issue", "read:issue:bitbucket"),
-    ("PUT", _REPO + "/commit/{commit}/reports/{reportId}"): _r(
-        "repository", "read:repository:bitbucket"
-    ),
+    ("PUT", _REPO + "/commit/{commit}/reports/{reportId}"): _r("repository", "read:repository:bitbucket"),
     ("GET", "/snippets/{workspace}"): _r("snippet", "read:snippet:bitbucket"),
     # Removed endpoints (deprecated in the document, 410 CHANGE-2770 on Bitbucket).
     ("GET", "/repositories"): _r("repository", "read:repository:bitbucket"),
-    ("GET", "/workspaces"): _r(
-        "account", "read:user:bitbucket read:workspace:bitbucket"
-    ),
-    ("GET", "/user/permissions/workspaces"): _r(
-        "account", "read:workspace:bitbucket read:user:bitbucket"
-    ),
-    ("GET", "/user/permissions/repositories"): _r(
-        "account repository", "read:repository:bitbucket"
-    ),
+    ("GET", "/workspaces"): _r("account", "read:user:bitbucket read:workspace:bitbucket"),
+    ("GET", "/user/permissions/workspaces"): _r("account", "read:workspace:bitbucket read:user:bitbucket"),
+    ("GET", "/user/permissions/repositories"): _r("account repository", "read:repository:bitbucket"),
 }
 
 # Classic scopes imply others (trufflehog scopes.go); API-token scopes imply nothing.

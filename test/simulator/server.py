@@ -45,15 +45,11 @@ class Response:
     reset: bool = False  # close the socket abruptly instead of answering
 
     @classmethod
-    def json(
-        cls, status: int, obj: Any, headers: dict[str, str] | None = None
-    ) -> Response:
+    def json(cls, status: int, obj: Any, headers: dict[str, str] | None = None) -> Response:
         return cls(status, json.dumps(obj).encode(), headers=headers or {})
 
     @classmethod
-    def text(
-        cls, status: int, text: bytes, headers: dict[str, str] | None = None
-    ) -> Response:
+    def text(cls, status: int, text: bytes, headers: dict[str, str] | None = None) -> Response:
         return cls(status, text, "text/plain", headers or {})
 
 
@@ -132,12 +128,7 @@ class Simulator:
         return self
 
     def _create_git_repos(self) -> None:
-        wanted = [
-            (ws.slug, r.slug)
-            for ws in self.world.workspaces
-            for r in ws.repositories
-            if r.git
-        ]
+        wanted = [(ws.slug, r.slug) for ws in self.world.workspaces for r in ws.repositories if r.git]
         if wanted:
             self._git = GitRepos()
             for ws_slug, slug in wanted:
@@ -204,11 +195,7 @@ class Simulator:
     def _take_fault(self, req: Incoming) -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if (
-                    fault.times != 0
-                    and fault.method.upper() == req.method
-                    and re.search(fault.path, req.path)
-                ):
+                if fault.times != 0 and fault.method.upper() == req.method and re.search(fault.path, req.path):
                     if fault.times > 0:
                         fault.times -= 1
                     return fault
@@ -220,20 +207,12 @@ class Simulator:
         if fault.kind == "html":
             return Response(200, HTML_BODY, "text/html; charset=utf-8")
         if fault.kind == "redirect":
-            target = fault.location or self.base_url + req.path + (
-                f"?{req.query}" if req.query else ""
-            )
+            target = fault.location or self.base_url + req.path + (f"?{req.query}" if req.query else "")
             return Response.json(302, shapes.error("Found"), {"Location": target})
         if fault.status == 429:
-            headers = (
-                {}
-                if fault.retry_after is None
-                else {"Retry-After": f"{fault.retry_after:g}"}
-            )
+            headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
             return Response.text(429, RATE_LIMIT_BODY, headers)
-        return Response.json(
-            fault.status, shapes.error(f"Simulated error {fault.status}")
-        )
+        return Response.json(fault.status, shapes.error(f"Simulated error {fault.status}"))
 
     def _route(self, req: Incoming) -> tuple[Response, Credential | None]:
         if req.proxied:
@@ -252,9 +231,7 @@ class Simulator:
     def _api(self, req: Incoming) -> tuple[Response, Credential | None]:
         cred, named = self.world.authenticate_api(req.scheme, req.user, req.secret)
         if cred is None:
-            return Response.json(
-                401, shapes.error(MSG_UNAUTHORIZED), {"WWW-Authenticate": REALM}
-            ), named
+            return Response.json(401, shapes.error(MSG_UNAUTHORIZED), {"WWW-Authenticate": REALM}), named
         if self._over_rate_limit(cred):
             return Response.text(429, RATE_LIMIT_BODY), cred
         call = Call(
@@ -272,9 +249,7 @@ class Simulator:
             response.headers["x-oauth-scopes"] = ", ".join(cred.scopes)
             response.headers["x-credential-type"] = cred.credential_type()
             if requirement is not None and requirement.classic:
-                response.headers["x-accepted-oauth-scopes"] = ", ".join(
-                    requirement.classic
-                )
+                response.headers["x-accepted-oauth-scopes"] = ", ".join(requirement.classic)
         if cred.kind == "access_token" and req.path.startswith("/2.0/repositories/"):
             response.headers["X-RateLimit-Limit"] = "1000"
             response.headers["X-RateLimit-Resource"] = "api"
@@ -296,9 +271,7 @@ class Simulator:
         fields = dict(parse_qsl(req.query)).get("fields")
         if fields:
             obj = payload.to_obj() if isinstance(payload, Page) else payload
-            return Response.json(
-                result.status, apply_fields(obj, fields), result.headers
-            )
+            return Response.json(result.status, apply_fields(obj, fields), result.headers)
         if isinstance(payload, Page):
             return Response(result.status, payload.to_bytes(), headers=result.headers)
         return Response.json(result.status, payload, result.headers)
@@ -324,15 +297,11 @@ class Simulator:
         if req.method == "PUT" and match:
             result = self.api.store_report(match.groupdict(), req.body)
             return Response.json(result.status, result.payload)
-        if req.method == "POST" and re.match(
-            REPORT_PATH.pattern[:-3] + "/annotations/?$", req.path
-        ):
+        if req.method == "POST" and re.match(REPORT_PATH.pattern[:-3] + "/annotations/?$", req.path):
             key = req.path.split("/reports/")[0]
             self.annotations.setdefault(key, []).append(json.loads(req.body or b"[]"))
             return Response.json(200, {"values": []})
-        message = (
-            "The Pipelines proxy only forwards Code Insights reports and annotations."
-        )
+        message = "The Pipelines proxy only forwards Code Insights reports and annotations."
         return Response.json(403, shapes.error(message))
 
     # --- OAuth 2 client credentials -----------------------------------------------------------
@@ -374,40 +343,23 @@ class Simulator:
 
     # --- git over HTTPS -------------------------------------------------------------------------
 
-    def _git_request(
-        self, req: Incoming, parts: dict[str, str]
-    ) -> tuple[Response, Credential | None]:
-        cred = (
-            self.world.authenticate_git(req.user, req.secret)
-            if req.scheme == "Basic"
-            else None
-        )
+    def _git_request(self, req: Incoming, parts: dict[str, str]) -> tuple[Response, Credential | None]:
+        cred = self.world.authenticate_git(req.user, req.secret) if req.scheme == "Basic" else None
         if cred is None:
-            return Response.text(
-                401, b"Invalid credentials\n", {"WWW-Authenticate": REALM}
-            ), None
+            return Response.text(401, b"Invalid credentials\n", {"WWW-Authenticate": REALM}), None
         service = parse_qsl(req.query)
-        if (
-            "receive-pack" in parts["rest"]
-            or ("service", "git-receive-pack") in service
-        ):
+        if "receive-pack" in parts["rest"] or ("service", "git-receive-pack") in service:
             return Response.text(403, b"This simulator does not accept pushes.\n"), cred
         denied = Response.text(403, MSG_SCOPES.encode() + b"\n")
         if not cred.git_enabled or missing_scopes(cred.kind, cred.scopes, GIT_READ):
             return denied, cred
         idx = self.world.index.get(parts["workspace"])
         entry = idx.by_slug.get(parts["slug"]) if idx else None
-        if (
-            entry is None
-            or self._git is None
-            or not self._git.exists(parts["workspace"], parts["slug"])
-        ):
+        if entry is None or self._git is None or not self._git.exists(parts["workspace"], parts["slug"]):
             return Response.text(404, b"Repository not found\n"), cred
         if self.world.permission(cred, entry) == "none":
             return denied, cred
-        out = http_backend(
-            self._git.root, req.method, req.path, req.query, req.headers, req.body
-        )
+        out = http_backend(self._git.root, req.method, req.path, req.query, req.headers, req.body)
         headers = dict(out.headers)
         ctype = headers.pop("Content-Type", None)
         return Response(out.status, out.body, ctype, headers), cred
@@ -469,9 +421,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         req = Incoming(self.command, path, query, headers, self._read_body(), proxied)
         if "authorization" in headers:
-            req.scheme, req.user, req.secret = parse_authorization(
-                headers["authorization"]
-            )
+            req.scheme, req.user, req.secret = parse_authorization(headers["authorization"])
         return req
 
     def _read_body(self) -> bytes:
@@ -487,15 +437,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _record(
-        self, req: Incoming, response: Response, named: Credential | None
-    ) -> None:
+    def _record(self, req: Incoming, response: Response, named: Credential | None) -> None:
         headers = {
-            k: (
-                "<redacted>"
-                if k.lower() in ("authorization", "proxy-authorization")
-                else v
-            )
+            k: ("<redacted>" if k.lower() in ("authorization", "proxy-authorization") else v)
             for k, v in self.headers.items()
         }
         record = RecordedRequest(
@@ -526,8 +470,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reset(self) -> None:
         # SO_LINGER 0 turns close() into a TCP RST: the client sees "connection reset".
-        self.connection.setsockopt(
-            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-        )
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         os.close(self.connection.detach())
         self.close_connection = True

@@ -180,9 +180,7 @@ def commit_ref(full: str) -> dict[str, Any]:
     }
 
 
-def repo_items(
-    kind: str, ws: Workspace, repo: Repository, owner: dict[str, Any]
-) -> Any:
+def repo_items(kind: str, ws: Workspace, repo: Repository, owner: dict[str, Any]) -> Any:
     """Small plausible bodies for the per-repository backup endpoints (one item each)."""
     full = f"{ws.slug}/{repo.slug}"
     ref = repo_ref(ws, repo)
@@ -208,9 +206,7 @@ def repo_items(
             "downloads": 3,
             "created_on": CREATED,
             "user": owner,
-            "links": {
-                "self": href(f"{API}/repositories/{full}/downloads/release-1.0.0.zip")
-            },
+            "links": {"self": href(f"{API}/repositories/{full}/downloads/release-1.0.0.zip")},
         },
         "pullrequests": pull_request(full, ref, owner),
         "pullrequests/activity": {
@@ -349,9 +345,7 @@ def repo_items(
     return items[kind]
 
 
-def pull_request(
-    full: str, ref: dict[str, Any], owner: dict[str, Any]
-) -> dict[str, Any]:
+def pull_request(full: str, ref: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
     side = {
         "branch": {"name": "feature/ci"},
         "commit": {"type": "commit", "hash": COMMIT[:12]},

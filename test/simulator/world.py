@@ -78,12 +78,8 @@ class World:
                     templates[key] = _repo_template(ws, repo, git_base)
                 uid = shapes.braced_uuid("repo", ws.slug, repo.slug)
                 text = templates[key].replace(_PLACEHOLDER_UUID, uid)
-                entries.append(
-                    RepoEntry(ws, repo, text.replace(_PLACEHOLDER, repo.slug))
-                )
-            self.index[ws.slug] = WorkspaceIndex(
-                ws, entries, {e.repo.slug: e for e in entries}
-            )
+                entries.append(RepoEntry(ws, repo, text.replace(_PLACEHOLDER, repo.slug)))
+            self.index[ws.slug] = WorkspaceIndex(ws, entries, {e.repo.slug: e for e in entries})
 
     # --- authentication ----------------------------------------------------------------
 
@@ -97,10 +93,7 @@ class World:
         is_issued_oauth = secret in self.oauth_tokens
         if scheme == "Basic":
             # Only API tokens use Basic, and only with the Atlassian account email as user.
-            ok = (
-                named.kind == "api_token"
-                and user.lower() == (named.email or "").lower()
-            )
+            ok = named.kind == "api_token" and user.lower() == (named.email or "").lower()
         elif scheme == "Bearer":
             ok = named.kind == "access_token" or is_issued_oauth
         else:
@@ -112,11 +105,7 @@ class World:
         if named is None or named.expired:
             return None
         if user == "x-token-auth":
-            return (
-                named
-                if named.kind == "access_token" or secret in self.oauth_tokens
-                else None
-            )
+            return named if named.kind == "access_token" or secret in self.oauth_tokens else None
         if named.kind == "api_token" and user in (
             "x-bitbucket-api-token-auth",
             named.username,
@@ -140,11 +129,7 @@ class World:
 
     def oauth_consumer(self, client_id: str) -> Credential | None:
         return next(
-            (
-                c
-                for c in self.credentials
-                if c.kind == "oauth" and c.client_id == client_id
-            ),
+            (c for c in self.credentials if c.kind == "oauth" and c.client_id == client_id),
             None,
         )
 
@@ -163,9 +148,7 @@ class World:
         if cred.is_user:
             full = f"{entry.ws.slug}/{entry.repo.slug}"
             perms = cred.permissions
-            return (
-                perms.get(full) or perms.get(entry.repo.slug) or cred.default_permission
-            )
+            return perms.get(full) or perms.get(entry.repo.slug) or cred.default_permission
         if not self._token_covers(cred, entry):
             return "none"
         granted = expand_classic(cred.scopes)
