@@ -102,6 +102,7 @@ class Simulator:
         self.api = Api(self.world, self.reports)
         self._lock = threading.Lock()
         self._counts: dict[int, int] = {}
+        self.first_request_at: float | None = None  # time.time() when the first request arrived
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._git: GitRepos | None = None
@@ -192,10 +193,17 @@ class Simulator:
             response.body = response.body[: len(response.body) // 2]
         return response, named
 
-    def _take_fault(self, req: Incoming) -> Fault | None:
+    def _take_fault(self, req: Incoming, loop_next: bool = False) -> Fault | None:
+        """The first live fault matching the request, used up by one; loop_next faults are taken
+        separately, when a page is rendered, so that only paged answers consume them."""
         with self._lock:
             for fault in self.faults:
-                if fault.times != 0 and fault.method.upper() == req.method and re.search(fault.path, req.path):
+                if (
+                    fault.times != 0
+                    and (fault.kind == "loop_next") == loop_next
+                    and fault.method.upper() == req.method
+                    and re.search(fault.path, req.path)
+                ):
                     if fault.times > 0:
                         fault.times -= 1
                     return fault
@@ -265,7 +273,7 @@ class Simulator:
 
     def _render(self, result: Result, req: Incoming) -> Response:
         payload = result.payload
-        if isinstance(payload, Page) and self._loop_next(req):
+        if isinstance(payload, Page) and self._take_fault(req, loop_next=True):
             # A buggy server: `next` leads back to page 1 forever.
             payload.meta["next"] = page_url(self.base_url, req.path, req.query, 1)
         fields = dict(parse_qsl(req.query)).get("fields")
@@ -275,20 +283,6 @@ class Simulator:
         if isinstance(payload, Page):
             return Response(result.status, payload.to_bytes(), headers=result.headers)
         return Response.json(result.status, payload, result.headers)
-
-    def _loop_next(self, req: Incoming) -> bool:
-        with self._lock:
-            for fault in self.faults:
-                if (
-                    fault.kind == "loop_next"
-                    and fault.times != 0
-                    and fault.method.upper() == req.method
-                    and re.search(fault.path, req.path)
-                ):
-                    if fault.times > 0:
-                        fault.times -= 1
-                    return True
-        return False
 
     # --- Pipelines auth proxy (Code Insights without credentials) -----------------------------
 
@@ -393,8 +387,21 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the record is sim.requests; stderr noise would drown test output
 
     def _serve(self) -> None:
+        arrived = time.time()
         req = self._incoming()
         sim = self.simulator
+        if req.path == "/_sim/stats":  # for a separate process (bench/run.py); not recorded
+            with sim._lock:
+                stats = {
+                    "requests": len(sim.requests),
+                    "first_request_at": sim.first_request_at,
+                    "api_requests": sum(1 for r in sim.requests if r.path.startswith("/2.0")),
+                }
+            self._send(Response.json(200, stats))
+            return
+        with sim._lock:
+            if sim.first_request_at is None:
+                sim.first_request_at = arrived
         try:
             response, named = sim.respond(req)
         except Exception as exc:  # noqa: BLE001 -- a simulator bug must show as a 500, not a hung client
