@@ -29,8 +29,8 @@ def header(doc: dict[str, Any]) -> list[str]:
     cred = doc.get("credential") or {}
     kind = (cred.get("kind") or "credential").replace("_", " ")
     owner = cred.get("owner") or "no user (token)"
-    lines = [f"backup-readiness {doc['pipe_version']}: workspace {doc['workspace']}, "
-             f"profile {doc['profile']}" + (", backup and restore" if doc.get("check_restore") else "")]
+    lines = [f"backup-readiness {doc['pipe_version']}: workspace {doc['workspace']}",
+             f"Profile: {doc['profile']} (" + ("backup and restore" if doc.get("check_restore") else "backup") + ")"]
     lines.append(f"Credential: {kind}" + (f" ({cred['type']})" if cred.get("type") else "") + f", {owner}")
     if cred.get("scopes") is not None:
         lines += _wrap("Scopes: " + (", ".join(cred["scopes"]) or "none") +

@@ -1,0 +1,163 @@
+"""Issue 4: the step log, JUnit XML, Code Insights, JSON and Markdown, in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import jsonschema
+import pytest
+
+from pipe.catalog import load
+from test.conftest import ALL_READ, api_token
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schema" / "report.schema.json").read_text())
+PIPELINES = {"BITBUCKET_BUILD_NUMBER": "42", "BITBUCKET_COMMIT": "0123456789abcdef0123456789abcdef01234567",
+             "BITBUCKET_REPO_SLUG": "infra", "BITBUCKET_WORKSPACE": "acme"}
+NO_PULLS = [s for s in ALL_READ if s != "read:pullrequest:bitbucket"]
+
+
+def validate(report: dict) -> None:
+    jsonschema.validate(report, SCHEMA, format_checker=jsonschema.FormatChecker())
+
+
+@pytest.mark.parametrize(("scopes", "variables", "verdict"), [
+    (ALL_READ, {}, "ready"),
+    (NO_PULLS, {}, "not-ready"),
+    (NO_PULLS, {"CHECK_RESTORE": "true"}, "not-ready"),
+    (ALL_READ, {"BITBUCKET_EMAIL": "user-name"}, "error"),
+    (ALL_READ, {"BITBUCKET_API_URL": "http://127.0.0.1:9/2.0", "TIMEOUT": "6"}, "inconclusive"),
+])
+def test_json_report_validates_against_the_shipped_schema(start, run_pipe, scopes, variables, verdict):
+    cred = api_token(scopes, scope_headers=True)
+    run = run_pipe(start([cred]), cred, **variables)
+    report = run.report
+    validate(report)
+    assert report["verdict"] == verdict
+    assert report["exit_code"] == run.code
+    assert report["pipe_version"] == __import__("pipe").__version__
+
+
+def test_schema_rejects_a_report_that_lies():
+    with pytest.raises(jsonschema.ValidationError):
+        validate({"verdict": "maybe", "exit_code": 0})
+
+
+def test_json_report_carries_requests_scopes_and_guidance(start, run_pipe):
+    cred = api_token(NO_PULLS, scope_headers=True)
+    sim = start([cred])
+    run = run_pipe(sim, cred, OUTPUT_JSON="out/readiness.json")
+    report = json.loads((run.cwd / "out" / "readiness.json").read_text())
+    assert report["requests"] == len([r for r in sim.requests if r.path.startswith("/2.0")])
+    assert report["credential"]["scopes_source"][0] == "x-oauth-scopes header"
+    pulls = next(c for c in report["categories"] if c["id"] == "pull-requests")
+    assert pulls["missing_scopes"] == ["read:pullrequest:bitbucket"]
+    assert pulls["guidance"] and "id.atlassian.com" in pulls["guidance"][0]
+    assert (run.cwd / "out" / "readiness.md").exists()
+
+
+def test_markdown_summary_has_the_table_and_the_verdict(start, run_pipe):
+    cred = api_token(NO_PULLS)
+    run = run_pipe(start([cred]), cred)
+    text = (run.cwd / "backup-readiness" / "report.md").read_text()
+    assert text.startswith("# Backup readiness: not-ready")
+    assert "| Pull requests | missing | " in text
+    assert "read:pullrequest:bitbucket" in text
+    assert "NOT READY" in text
+
+
+def test_junit_has_one_case_per_category_and_failures_carry_guidance(start, run_pipe):
+    cred = api_token(NO_PULLS)
+    run = run_pipe(start([cred]), cred)
+    suite = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
+    cases = suite.findall("testcase")
+    assert len(cases) == len(load().categories) == int(suite.get("tests"))
+    failures = [c for c in cases if c.find("failure") is not None]
+    assert [c.get("name") for c in failures] == ["backup: Pull requests [pull-requests]"]
+    assert suite.get("failures") == "1"
+    assert "read:pullrequest:bitbucket" in failures[0].find("failure").text
+    assert "id.atlassian.com" in failures[0].find("failure").text
+    retired = [c.get("name") for c in cases if c.find("skipped") is not None and "retired" in c.find("skipped").get("message")]
+    assert retired == ["backup: Issues [issues]", "backup: Wikis [wikis]"]
+
+
+def test_junit_adds_restore_cases_when_asked(start, run_pipe):
+    cred = api_token(scope_headers=True)
+    run = run_pipe(start([cred]), cred, CHECK_RESTORE="true")
+    suite = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
+    names = [c.get("name") for c in suite.findall("testcase")]
+    assert len(names) == 2 * len(load().categories)
+    failed = {c.get("name") for c in suite.findall("testcase") if c.find("failure") is not None}
+    assert "restore: Pull requests [pull-requests]" in failed
+
+
+def test_junit_for_a_configuration_error(run_pipe):
+    run = run_pipe(None, None)
+    suite = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
+    assert suite.get("errors") == "1"
+    assert "BITBUCKET_API_TOKEN" in suite.find("testcase/error").text
+
+
+def test_console_fits_80_columns_without_colour(start, run_pipe):
+    cred = api_token(NO_PULLS, permissions={"repo-0001": "read"})
+    run = run_pipe(start([cred]), cred, CHECK_RESTORE="true")
+    lines = (run.out + run.err).splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    assert "\x1b[" not in run.out + run.err
+    assert lines[0].startswith("✖ NOT READY") or run.out.strip().splitlines()[-1].startswith("✖ NOT READY")
+    log = run.err
+    assert "Credential: api token" in log and "Acme Backup" in log or "Credential: api token" in log
+    assert "Repositories: 6 (5 admin, 0 write, 1 read)" in log
+    assert "Pull requests             ✖ missing   ✖ missing   required" in log
+    assert "Issues                    - retired   - retired   retired 2026-08-20" in log
+
+
+def test_console_is_coloured_unless_no_color(start, run_pipe):
+    cred = api_token()
+    run = run_pipe(start([cred]), cred, NO_COLOR=None)
+    assert "\x1b[32m✔ READY" in run.out
+
+
+def test_code_insights_report_reaches_the_pipelines_proxy(start, run_pipe):
+    cred = api_token(NO_PULLS)
+    sim = start([cred])
+    run = run_pipe(sim, cred, CODE_INSIGHTS=None, CODE_INSIGHTS_PROXY=sim.base_url, **PIPELINES)
+    assert run.code == 1
+    key = f"acme/infra/{PIPELINES['BITBUCKET_COMMIT']}/backup-readiness"
+    payload = sim.reports[key]
+    assert payload["report_type"] == "SECURITY" and payload["result"] == "FAILED"
+    assert payload["title"] == "Backup readiness"
+    assert len(payload["data"]) <= 10
+    data = {d["title"]: d["value"] for d in payload["data"]}
+    assert data["Verdict"] == "not-ready"
+    assert data["Repositories covered"] == 6
+    assert data["Admin coverage"] == 100
+    assert data["Missing scopes"] == "read:pullrequest:bitbucket"
+    put = [r for r in sim.requests if r.method == "PUT"]
+    assert len(put) == 1 and put[0].authorization_scheme is None
+    assert "Code Insights report posted" in run.output
+
+
+def test_code_insights_passed_when_ready(start, run_pipe):
+    cred = api_token()
+    sim = start([cred])
+    run_pipe(sim, cred, CODE_INSIGHTS="true", CODE_INSIGHTS_PROXY=sim.base_url, **PIPELINES)
+    (payload,) = sim.reports.values()
+    assert payload["result"] == "PASSED"
+
+
+def test_code_insights_failure_is_only_a_warning(start, run_pipe):
+    cred = api_token()
+    run = run_pipe(start([cred]), cred, CODE_INSIGHTS="true", CODE_INSIGHTS_PROXY="http://127.0.0.1:9", **PIPELINES)
+    assert run.code == 0
+    assert "WARNING: Code Insights report not posted" in run.err
+
+
+def test_code_insights_off_outside_pipelines_and_never_on_bad_input(start, run_pipe):
+    cred = api_token()
+    sim = start([cred])
+    run_pipe(sim, cred, CODE_INSIGHTS=None, CODE_INSIGHTS_PROXY=sim.base_url)
+    run_pipe(sim, cred, BITBUCKET_EMAIL="not-an-email", CODE_INSIGHTS="true",
+             CODE_INSIGHTS_PROXY=sim.base_url, **PIPELINES)
+    assert sim.reports == {}
