@@ -28,10 +28,10 @@ def _wrap(text: str, indent: str = "  ") -> list[str]:
 def header(doc: dict[str, Any]) -> list[str]:
     cred = doc.get("credential") or {}
     kind = (cred.get("kind") or "credential").replace("_", " ")
-    owner = cred.get("owner") or "no user (token)"
+    owner = f", {cred['owner']}" if cred.get("owner") else ""
     lines = [f"backup-readiness {doc['pipe_version']}: workspace {doc['workspace']}",
              f"Profile: {doc['profile']} (" + ("backup and restore" if doc.get("check_restore") else "backup") + ")"]
-    lines.append(f"Credential: {kind}" + (f" ({cred['type']})" if cred.get("type") else "") + f", {owner}")
+    lines.append(f"Credential: {kind}" + (f" ({cred['type']})" if cred.get("type") else "") + owner)
     if cred.get("scopes") is not None:
         lines += _wrap("Scopes: " + (", ".join(cred["scopes"]) or "none") +
                        f" (from {', '.join(cred.get('scopes_source') or [])})", "")

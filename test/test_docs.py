@@ -1,0 +1,46 @@
+"""The README, pipe.yml and the toolkit schema must name the same variables and image tag."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from pipe import __version__
+from pipe.variables import CREDENTIAL_VARIABLES, SCHEMA, SETTING_VARIABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+METADATA = yaml.safe_load((ROOT / "pipe.yml").read_text())
+DOCUMENTED = {v["name"] for v in METADATA["variables"]}
+USER_FACING = (set(CREDENTIAL_VARIABLES) | set(SETTING_VARIABLES)) - {"NO_COLOR"}
+
+
+def test_pipe_yml_declares_every_variable_the_pipe_reads():
+    assert DOCUMENTED == USER_FACING
+
+
+def test_every_declared_variable_is_in_the_toolkit_schema():
+    assert DOCUMENTED <= set(SCHEMA)
+
+
+def test_readme_variables_table_covers_every_variable():
+    table = README.split("## Variables", 1)[1].split("## Details", 1)[0]
+    rows = {name for row in re.findall(r"^\| ([A-Z_ +,]+?)(?: \(\*\))? \|", table, re.M)
+            for name in re.split(r"[ +,]+", row) if name}
+    assert rows == USER_FACING
+    assert "| DEBUG | Turn on extra debug information. Default: `false`. |" in table
+
+
+def test_image_tag_is_pinned_to_the_package_version_everywhere():
+    assert METADATA["image"].endswith(f":{__version__}")
+    tags = set(re.findall(r"backupreadiness/backup-readiness:([0-9.]+)", README))
+    assert tags == {__version__}
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## {__version__}" in changelog
+
+
+def test_readme_sections_follow_the_pipe_convention():
+    for section in ("## YAML Definition", "## Variables", "## Prerequisites", "## Examples", "## Support"):
+        assert section in README
