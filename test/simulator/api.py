@@ -308,7 +308,7 @@ class Api:
         entries = self._filter_role(call, entries)
         window, meta = paginate(len(entries), call.params, call.base_url, call.full_path, call.query)
         chunk = entries[window]
-        return Result(200, Page(meta, [e.obj for e in chunk], [e.json for e in chunk]))
+        return Result(200, Page(meta, None, [e.json for e in chunk]))
 
     def _filter_role(self, call: Call, entries: list[RepoEntry]) -> list[RepoEntry]:
         # role=member|contributor|admin: minimum permission, as Bitbucket documents it.

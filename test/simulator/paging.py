@@ -16,11 +16,13 @@ class Page:
     """One page of a collection; items carry pre-serialised JSON so a page is a slice, not a rebuild."""
 
     meta: dict[str, Any]
-    items: list[dict[str, Any]]
+    items: list[dict[str, Any]] | None  # None: only items_json is known (parsed on demand)
     items_json: list[str] | None = None
 
     def to_obj(self) -> dict[str, Any]:
-        return {**self.meta, "values": self.items}
+        # Parsing is left to the rare callers that need objects (fields=): it costs ~40x the join.
+        items = self.items if self.items is not None else [json.loads(s) for s in self.items_json or []]
+        return {**self.meta, "values": items}
 
     def to_bytes(self) -> bytes:
         if self.items_json is None:
