@@ -94,3 +94,4 @@ class RecordedRequest:
     authorization_scheme: str | None
     body: bytes
     headers: dict[str, str]
+    at: float = 0.0  # time.time() when the request arrived

@@ -66,7 +66,8 @@ def bench(repos: int = 50_000, latency_ms: float = 0.0) -> Scenario:
     workspace = Workspace(
         "bench",
         "Bench",
-        [Repository(f"repo-{i:05d}", project=projects[i % 10]) for i in range(repos)],
+        # repo-00000 (the one the pipe reads live) is a real git repository: a run can be "ready".
+        [Repository(f"repo-{i:05d}", project=projects[i % 10], git=i == 0) for i in range(repos)],
         projects=projects,
     )
     token = Credential(

@@ -409,7 +409,7 @@ class _Handler(BaseHTTPRequestHandler):
                 Response.json(500, shapes.error(f"Simulator error: {exc!r}")),
                 None,
             )
-        self._record(req, response, named)
+        self._record(req, response, named, arrived)
         if sim.latency:
             time.sleep(sim.latency)
         if response.reset:
@@ -444,7 +444,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _record(self, req: Incoming, response: Response, named: Credential | None) -> None:
+    def _record(self, req: Incoming, response: Response, named: Credential | None, arrived: float) -> None:
         headers = {
             k: ("<redacted>" if k.lower() in ("authorization", "proxy-authorization") else v)
             for k, v in self.headers.items()
@@ -458,6 +458,7 @@ class _Handler(BaseHTTPRequestHandler):
             req.scheme,
             req.body,
             headers,
+            arrived,
         )
         with self.simulator._lock:
             self.simulator.requests.append(record)
