@@ -135,6 +135,11 @@ def _repositories(side: Side, evidence: Evidence, repos: list[Repo]) -> None:
     inventory, git = evidence.inventory, evidence.git
     if inventory.listing.outcome == "failed":
         side.doubt(f"the repository list could not be read: {inventory.listing.reason}")
+    elif inventory.listing.outcome == "scope":
+        side.lack("the repository list answered 403: scope missing", list(inventory.listing.required), repos)
+    elif inventory.listing.outcome != "ok":  # 403, 404, 410...: no list, so nothing is proven
+        side.doubt(f"the repository list could not be read: HTTP {inventory.listing.status} "
+                   f"({inventory.listing.reason or inventory.listing.outcome})")
     elif inventory.listing.outcome == "ok" and not repos:
         side.lack("the credential sees no repositories in the workspace")
     for slug in inventory.not_visible:

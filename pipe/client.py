@@ -93,6 +93,8 @@ def _describe(exc: Exception) -> str:
         return "Bitbucket did not answer in time"
     if isinstance(exc, httpx.ConnectError):
         return "could not connect to Bitbucket"
+    if isinstance(exc, httpx.TooManyRedirects):
+        return "Bitbucket answered with a redirect loop"
     return f"the connection failed ({type(exc).__name__})"
 
 
@@ -165,7 +167,7 @@ class Client:
                 raise ApiFailure(f"the TIMEOUT deadline passed ({reason})")
             try:
                 response = await self._once(method, url, **kwargs)
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.TooManyRedirects) as exc:
                 reason = _describe(exc)
             else:
                 if response.status_code == 429:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -55,7 +57,10 @@ def _interpret(code: int, stderr: str, slug: str, username: str) -> GitResult:
     if "401" in text or "authentication failed" in text or "could not read password" in text:
         return GitResult("rejected", slug, username,
                          f"git over HTTPS rejected the credential with git username '{username}' (401)")
-    return GitResult("failed", slug, username, f"git ls-remote failed (exit {code})")
+    answered = re.search(r"returned error: (\d{3})", stderr)
+    why = f": the server answered {answered.group(1)}" if answered else (
+        ": the connection failed" if "reset" in text or "connection" in text else "")
+    return GitResult("failed", slug, username, f"git ls-remote failed (exit {code}){why}")
 
 
 def _write_askpass(home: str) -> str:
@@ -68,6 +73,16 @@ def _write_askpass(home: str) -> str:
 
 async def ls_remote(git_url: str, workspace: str, slug: str | None, username: str, secret: str,
                     limit: float) -> GitResult:
+    """One retry when git fails for a reason other than the credential (a reset, a 5xx)."""
+    deadline = time.monotonic() + limit
+    result = await _ls_remote(git_url, workspace, slug, username, secret, limit)
+    if result.outcome == "failed" and deadline - time.monotonic() > 1.0 and shutil.which("git"):
+        result = await _ls_remote(git_url, workspace, slug, username, secret, deadline - time.monotonic())
+    return result
+
+
+async def _ls_remote(git_url: str, workspace: str, slug: str | None, username: str, secret: str,
+                     limit: float) -> GitResult:
     if not slug:
         return GitResult("skipped", None, username, "no repository to clone")
     if shutil.which("git") is None:

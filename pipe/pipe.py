@@ -108,7 +108,9 @@ async def _run(config: Config, credential: Credential, redactor: Redactor, start
     try:
         evidence = await asyncio.wait_for(
             gather_evidence(config, credential, catalog, started, redactor.add),
-            timeout=max(1.0, config.timeout - (time.monotonic() - started)))
+            # The client stops at the deadline itself and reports which check it cut short;
+            # this outer guard only catches what hangs past it.
+            timeout=max(1.0, config.timeout - (time.monotonic() - started)) + 2.0)
     except TimeoutError:
         raise ApiUnavailable(f"The check did not finish within TIMEOUT ({config.timeout:g} s).") from None
     return evidence, assess(catalog, evidence, config.profile, config.require, config.check_restore)
@@ -139,7 +141,9 @@ def _insights(doc: dict[str, Any], config: Config) -> None:
 
 def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> tuple[dict[str, Any], Config | None]:
     workspace = values.get("WORKSPACE") or values.get("BITBUCKET_WORKSPACE") or ""
-    profile = (values.get("PROFILE") or "xopero-one").strip()
+    profile = (values.get("PROFILE") or "xopero-one").strip().lower()
+    if profile not in catalog_module.load().profiles:  # never echo an unknown value: it may be a pasted secret
+        profile = "(invalid)"
     config = credential = None
     try:
         config, credential = _configure(values)
@@ -157,6 +161,16 @@ def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> 
                               Failure(exc.message, fix, exc.exit_code)), config
 
 
+def _scrub(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor(value)
+    if isinstance(value, dict):
+        return {k: _scrub(v, redactor) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v, redactor) for v in value]
+    return value
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     started = time.monotonic()
     raw = dict(os.environ if env is None else env)
@@ -172,6 +186,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
                           ExitCode.INCONCLUSIVE)
         doc = document.build(values.get("WORKSPACE", ""), values.get("PROFILE", ""), None, None, None, failure)
         config = None
+    doc = _scrub(doc, redactor)  # reports, console and Code Insights all come from this document
     _outputs(doc, config.output_json if config else (values.get("OUTPUT_JSON") or DEFAULT_OUTPUT))
     console.emit(doc, log, color)
     if config and doc["verdict"] != "error":

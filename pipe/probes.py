@@ -306,7 +306,9 @@ async def gather_evidence(config: Config, credential: Credential, catalog: Catal
                           started: float, on_secret: Callable[[str], None]) -> Evidence:
     evidence = ScopeEvidence()
     client = Client(config.api_url, None, concurrency=config.concurrency,
-                    deadline=started + config.timeout, observer=evidence.observe)
+                    deadline=started + config.timeout, observer=evidence.observe,
+                    # One slow answer must not eat the whole TIMEOUT: each attempt gets a share of it.
+                    request_timeout=min(30.0, max(2.0, config.timeout / 4)))
     async with client:
         token = await oauth_token(config, credential, evidence, client) if credential.kind is Kind.OAUTH else None
         if token:

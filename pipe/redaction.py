@@ -8,6 +8,7 @@ import re
 from urllib.parse import quote
 
 MASK = "********"
+ATLASSIAN_TOKEN = re.compile(r"(?i)\b(?:ATATT|ATCTT|ATBB)[A-Za-z0-9_=+/-]{16,}")
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -32,6 +33,7 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         text = re.sub(r"(?i)(authorization:\s*)(\S+\s+)?\S+", r"\1" + MASK, text)
+        text = ATLASSIAN_TOKEN.sub(MASK, text)  # a token pasted where no secret was expected
         return self._pattern.sub(MASK, text) if self._pattern else text
 
 

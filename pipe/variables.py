@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from bitbucket_pipes_toolkit import ArrayVariable
 
 from pipe.errors import ConfigError, Problem
+from pipe.redaction import ATLASSIAN_TOKEN
 
 CREDENTIAL_VARIABLES = (
     "BITBUCKET_EMAIL", "BITBUCKET_API_TOKEN", "BITBUCKET_USERNAME", "BITBUCKET_ACCESS_TOKEN",
@@ -42,6 +43,7 @@ DEFAULT_OUTPUT = "backup-readiness/report.json"
 DEFAULT_PROFILE = "xopero-one"
 
 WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,62}$")
+PLAIN_ID_RE = re.compile(r"^[a-z0-9-]{1,24}$")  # short enough to echo: not a token
 SLUG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
@@ -137,6 +139,10 @@ def _workspace(reader: _Reader) -> str:
     if not workspace:
         reader.problem("WORKSPACE", "is not set, and BITBUCKET_WORKSPACE is not available.",
                        "Set WORKSPACE to the workspace ID from bitbucket.org/<workspace>/.")
+    elif ATLASSIAN_TOKEN.search(workspace):  # a valid-looking ID, but the value is never sent or echoed
+        reader.problem("WORKSPACE", "holds an Atlassian token, not a workspace ID.",
+                       "Set WORKSPACE to the ID from bitbucket.org/<workspace>/ and move the token to its "
+                       "credential variable.")
     elif not WORKSPACE_RE.match(workspace):
         reader.problem("WORKSPACE", "is not a valid workspace ID (letters, digits, - and _ only).",
                        "Use the ID from the workspace URL, bitbucket.org/<workspace>/.")
@@ -147,7 +153,7 @@ def _repositories(reader: _Reader, workspace: str) -> tuple[str, ...]:
     slugs = []
     for item in reader.listing("REPOSITORIES"):
         owner, _, slug = item.rpartition("/")
-        if (owner and owner != workspace) or not SLUG_RE.match(slug) or slug.count("/"):
+        if (owner and owner != workspace) or not SLUG_RE.match(slug) or ATLASSIAN_TOKEN.search(slug):
             reader.problem("REPOSITORIES", f"entry {item[:80]!r} is not a repository of {workspace}.",
                            "List repository slugs (my-repo) or full names (workspace/my-repo).")
             continue
@@ -158,12 +164,14 @@ def _repositories(reader: _Reader, workspace: str) -> tuple[str, ...]:
 def _profile(reader: _Reader, profiles: tuple[str, ...], categories: tuple[str, ...]):
     profile = (reader.raw("PROFILE") or DEFAULT_PROFILE).strip().lower()
     if profile not in profiles:
-        reader.problem("PROFILE", f"{profile[:40]!r} is not a known profile.",
+        shown = repr(profile) if PLAIN_ID_RE.match(profile) else "the value"  # never echo a pasted secret
+        reader.problem("PROFILE", f"{shown} is not a known profile.",
                        f"Use one of: {', '.join(profiles)}.")
     require = tuple(item.lower() for item in reader.listing("REQUIRE"))
     unknown = [item for item in require if item not in categories]
     if unknown:
-        reader.problem("REQUIRE", f"unknown category {', '.join(repr(u[:40]) for u in unknown)}.",
+        shown = ", ".join(repr(u) if PLAIN_ID_RE.match(u) else "(a value that is not an id)" for u in unknown)
+        reader.problem("REQUIRE", f"unknown category {shown}.",
                        f"Use ids from: {', '.join(categories)}.")
     return profile, tuple(r for r in require if r in categories)
 

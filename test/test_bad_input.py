@@ -1,0 +1,149 @@
+"""Issue: bad input refused. Every wrong configuration ends in exit 2 before any request, with
+a message that names the variable and says how to fix it, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from test.conftest import ACCESS_TOKEN, API_TOKEN, EMAIL, OAUTH_ID, OAUTH_SECRET, api_token
+
+API = {"BITBUCKET_EMAIL": EMAIL, "BITBUCKET_API_TOKEN": API_TOKEN}
+ACCESS = {"BITBUCKET_ACCESS_TOKEN": ACCESS_TOKEN}
+OAUTH = {"BITBUCKET_OAUTH_CLIENT_ID": OAUTH_ID, "BITBUCKET_OAUTH_CLIENT_SECRET": OAUTH_SECRET}
+APP_PASSWORD = "ATBB3xFfGF0canaryAppPasswordValue12345678"
+URL_PASSWORD = "hunter2urlpassword"
+
+# id: (variables, the variable(s) the message must name)
+CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "no-credential": ({}, ("BITBUCKET_API_TOKEN",)),
+    "api-and-access": ({**API, **ACCESS}, ("BITBUCKET_API_TOKEN", "BITBUCKET_ACCESS_TOKEN")),
+    "api-and-oauth": ({**API, **OAUTH}, ("BITBUCKET_API_TOKEN", "BITBUCKET_OAUTH_CLIENT_SECRET")),
+    "access-and-oauth": ({**ACCESS, **OAUTH}, ("BITBUCKET_ACCESS_TOKEN", "BITBUCKET_OAUTH_CLIENT_SECRET")),
+    "all-three": ({**API, **ACCESS, **OAUTH}, ("BITBUCKET_API_TOKEN", "BITBUCKET_ACCESS_TOKEN")),
+    "email-without-token": ({"BITBUCKET_EMAIL": EMAIL}, ("BITBUCKET_API_TOKEN",)),
+    "token-without-email": ({"BITBUCKET_API_TOKEN": API_TOKEN}, ("BITBUCKET_EMAIL",)),
+    "token-with-username-only": ({"BITBUCKET_API_TOKEN": API_TOKEN, "BITBUCKET_USERNAME": "acme-backup"},
+                                 ("BITBUCKET_EMAIL",)),
+    "client-id-without-secret": ({"BITBUCKET_OAUTH_CLIENT_ID": OAUTH_ID}, ("BITBUCKET_OAUTH_CLIENT_SECRET",)),
+    "secret-without-client-id": ({"BITBUCKET_OAUTH_CLIENT_SECRET": OAUTH_SECRET}, ("BITBUCKET_OAUTH_CLIENT_ID",)),
+    "username-without-token": ({"BITBUCKET_USERNAME": "acme-backup"}, ("BITBUCKET_USERNAME",)),
+    "empty-api-token": ({**API, "BITBUCKET_API_TOKEN": ""}, ("BITBUCKET_API_TOKEN",)),
+    "empty-email": ({**API, "BITBUCKET_EMAIL": ""}, ("BITBUCKET_EMAIL",)),
+    "blank-api-token": ({**API, "BITBUCKET_API_TOKEN": "   "}, ("BITBUCKET_API_TOKEN",)),
+    "empty-access-token": ({"BITBUCKET_ACCESS_TOKEN": ""}, ("BITBUCKET_ACCESS_TOKEN",)),
+    "empty-oauth-secret": ({**OAUTH, "BITBUCKET_OAUTH_CLIENT_SECRET": ""}, ("BITBUCKET_OAUTH_CLIENT_SECRET",)),
+    "token-leading-space": ({**API, "BITBUCKET_API_TOKEN": " " + API_TOKEN}, ("BITBUCKET_API_TOKEN",)),
+    "token-trailing-newline": ({**API, "BITBUCKET_API_TOKEN": API_TOKEN + "\n"}, ("BITBUCKET_API_TOKEN",)),
+    "token-inner-space": ({**API, "BITBUCKET_API_TOKEN": API_TOKEN[:20] + " " + API_TOKEN[20:]},
+                          ("BITBUCKET_API_TOKEN",)),
+    "token-inner-newline": ({**API, "BITBUCKET_API_TOKEN": API_TOKEN[:20] + "\n" + API_TOKEN[20:]},
+                            ("BITBUCKET_API_TOKEN",)),
+    "access-token-trailing-crlf": ({"BITBUCKET_ACCESS_TOKEN": ACCESS_TOKEN + "\r\n"}, ("BITBUCKET_ACCESS_TOKEN",)),
+    "oauth-secret-inner-tab": ({**OAUTH, "BITBUCKET_OAUTH_CLIENT_SECRET": OAUTH_SECRET[:9] + "\t" + OAUTH_SECRET[9:]},
+                               ("BITBUCKET_OAUTH_CLIENT_SECRET",)),
+    "email-trailing-space": ({**API, "BITBUCKET_EMAIL": EMAIL + " "}, ("BITBUCKET_EMAIL",)),
+    "username-as-email": ({**API, "BITBUCKET_EMAIL": "acme-backup"}, ("BITBUCKET_EMAIL",)),
+    "email-as-username": ({**API, "BITBUCKET_USERNAME": EMAIL}, ("BITBUCKET_USERNAME",)),
+    "app-password-variable": ({"BITBUCKET_USERNAME": "acme-backup", "BITBUCKET_APP_PASSWORD": APP_PASSWORD},
+                              ("BITBUCKET_APP_PASSWORD",)),
+    "app-password-beside-api-token": ({**API, "BITBUCKET_APP_PASSWORD": APP_PASSWORD}, ("BITBUCKET_APP_PASSWORD",)),
+    "app-password-in-api-token": ({**API, "BITBUCKET_API_TOKEN": APP_PASSWORD}, ("BITBUCKET_API_TOKEN",)),
+    "app-password-in-access-token": ({"BITBUCKET_ACCESS_TOKEN": APP_PASSWORD}, ("BITBUCKET_ACCESS_TOKEN",)),
+    "app-password-in-oauth-secret": ({**OAUTH, "BITBUCKET_OAUTH_CLIENT_SECRET": APP_PASSWORD},
+                                     ("BITBUCKET_OAUTH_CLIENT_SECRET",)),
+    "access-token-in-api-token": ({**API, "BITBUCKET_API_TOKEN": ACCESS_TOKEN}, ("BITBUCKET_API_TOKEN",)),
+    "api-token-in-access-token": ({"BITBUCKET_ACCESS_TOKEN": API_TOKEN}, ("BITBUCKET_ACCESS_TOKEN",)),
+    "unknown-profile": ({**API, "PROFILE": "nightly-backup"}, ("PROFILE",)),
+    "yaml-looking-profile": ({**API, "PROFILE": "[abc"}, ("PROFILE",)),
+    "unknown-require": ({**API, "REQUIRE": "issues-and-stuff"}, ("REQUIRE",)),
+    "unknown-require-list": ({**API, "REQUIRE_COUNT": "2", "REQUIRE_0": "pull-requests", "REQUIRE_1": "wikis2"},
+                             ("REQUIRE",)),
+    "require-count-not-a-number": ({**API, "REQUIRE_COUNT": "two"}, ("REQUIRE_COUNT",)),
+    "repository-of-other-workspace": ({**API, "REPOSITORIES": "other/repo-0001"}, ("REPOSITORIES",)),
+    "repository-illegal-characters": ({**API, "REPOSITORIES": "repo$0001"}, ("REPOSITORIES",)),
+    "repository-too-many-slashes": ({**API, "REPOSITORIES": "acme/repo-0001/extra"}, ("REPOSITORIES",)),
+    "repository-list-bad-item": ({**API, "REPOSITORIES_COUNT": "2", "REPOSITORIES_0": "repo-0001",
+                                  "REPOSITORIES_1": "x/y/z"}, ("REPOSITORIES",)),
+    "repositories-count-not-a-number": ({**API, "REPOSITORIES_COUNT": "many"}, ("REPOSITORIES_COUNT",)),
+    "concurrency-not-a-number": ({**API, "CONCURRENCY": "fast"}, ("CONCURRENCY",)),
+    "concurrency-zero": ({**API, "CONCURRENCY": "0"}, ("CONCURRENCY",)),
+    "concurrency-too-high": ({**API, "CONCURRENCY": "1000"}, ("CONCURRENCY",)),
+    "concurrency-fraction": ({**API, "CONCURRENCY": "2.5"}, ("CONCURRENCY",)),
+    "timeout-not-a-number": ({**API, "TIMEOUT": "5m"}, ("TIMEOUT",)),
+    "timeout-too-low": ({**API, "TIMEOUT": "1"}, ("TIMEOUT",)),
+    "timeout-too-high": ({**API, "TIMEOUT": "99999"}, ("TIMEOUT",)),
+    "timeout-negative": ({**API, "TIMEOUT": "-30"}, ("TIMEOUT",)),
+    "timeout-nan": ({**API, "TIMEOUT": "nan"}, ("TIMEOUT",)),
+    "api-url-ftp": ({**API, "BITBUCKET_API_URL": "ftp://api.bitbucket.org/2.0"}, ("BITBUCKET_API_URL",)),
+    "api-url-bare-host": ({**API, "BITBUCKET_API_URL": "api.bitbucket.org"}, ("BITBUCKET_API_URL",)),
+    "api-url-with-password": ({**API, "BITBUCKET_API_URL": f"https://me:{URL_PASSWORD}@api.bitbucket.org/2.0"},
+                              ("BITBUCKET_API_URL",)),
+    "git-url-ftp": ({**API, "BITBUCKET_GIT_URL": "ftp://bitbucket.org"}, ("BITBUCKET_GIT_URL",)),
+    "token-url-with-password": ({**OAUTH, "BITBUCKET_OAUTH_TOKEN_URL":
+                                 f"https://me:{URL_PASSWORD}@bitbucket.org/site/oauth2/access_token"},
+                                ("BITBUCKET_OAUTH_TOKEN_URL",)),
+    "workspace-illegal-characters": ({**API, "WORKSPACE": "acme corp!"}, ("WORKSPACE",)),
+    "workspace-with-slash": ({**API, "WORKSPACE": "acme/repo"}, ("WORKSPACE",)),
+    "check-restore-not-boolean": ({**API, "CHECK_RESTORE": "maybe"}, ("CHECK_RESTORE",)),
+    "code-insights-not-boolean": ({**API, "CODE_INSIGHTS": "sometimes"}, ("CODE_INSIGHTS",)),
+}
+
+
+@pytest.fixture
+def sim(start):
+    return start([api_token()])
+
+
+def assert_refused(run, sim, names):
+    assert run.code == 2, run.output
+    assert "Traceback" not in run.output and "Internal error" not in run.output, run.output
+    assert "ERROR" in run.output and "(exit 2)" in run.output
+    for name in names:
+        assert name in run.output, (name, run.output)
+    assert "Fix:" in run.output, run.output
+    assert sim.requests == [], [r.path for r in sim.requests]
+    report = run.report
+    assert report["verdict"] == "error" and report["exit_code"] == 2
+    listed = {p["variable"] for p in report["error"]["problems"]}
+    assert listed & set(names), (listed, names)
+    assert all(p["fix"] for p in report["error"]["problems"])
+
+
+def test_there_are_at_least_thirty_cases():
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_configuration_is_refused_before_any_request(sim, run_pipe, name):
+    variables, names = CASES[name]
+    run = run_pipe(sim, None, **variables)
+    assert_refused(run, sim, names)
+
+
+@pytest.mark.parametrize("name", ["api-url-with-password", "token-url-with-password"])
+def test_a_url_with_a_password_is_never_echoed(sim, run_pipe, name):
+    variables, names = CASES[name]
+    run = run_pipe(sim, None, **variables)
+    assert_refused(run, sim, names)
+    written = "".join(p.read_text(errors="replace") for p in run.cwd.rglob("*") if p.is_file())
+    for text in (run.out, run.err, written):
+        assert URL_PASSWORD not in text
+        assert f"me:{URL_PASSWORD}" not in text
+
+
+def test_several_problems_are_listed_in_one_run(sim, run_pipe):
+    run = run_pipe(sim, None, **{**API, "BITBUCKET_ACCESS_TOKEN": API_TOKEN, "PROFILE": "[abc",
+                                 "TIMEOUT": "soon", "CONCURRENCY": "0", "CHECK_RESTORE": "maybe",
+                                 "REPOSITORIES": "other/repo", "WORKSPACE": "acme"})
+    names = ("BITBUCKET_ACCESS_TOKEN", "PROFILE", "TIMEOUT", "CONCURRENCY", "CHECK_RESTORE", "REPOSITORIES")
+    assert_refused(run, sim, names)
+    listed = {p["variable"] for p in run.report["error"]["problems"]}
+    assert set(names) <= listed, listed
+    assert run.output.count("Fix:") >= len(names)
+
+
+def test_the_secret_in_a_whitespace_token_is_not_echoed(sim, run_pipe):
+    run = run_pipe(sim, None, **{**API, "BITBUCKET_API_TOKEN": API_TOKEN[:20] + "\n" + API_TOKEN[20:]})
+    assert_refused(run, sim, ("BITBUCKET_API_TOKEN",))
+    for part in (API_TOKEN[:20], API_TOKEN[20:]):
+        assert part not in run.out + run.err
