@@ -177,14 +177,15 @@ async def _required(client: Client, path: str, what: str) -> Reply:
 
 
 async def authenticate(client: Client, credential: Credential, workspace: str) -> tuple[Identity, list[ProbeResult]]:
-    user = await _required(client, "/user", "authenticate")
+    # Side by side: the two answers are independent, and a round trip saved is ~5% of a large run.
+    user, space = await asyncio.gather(_required(client, "/user", "authenticate"),
+                                       _required(client, f"/workspaces/{workspace}", "read the workspace"))
     if user.status == 401:
         raise _rejected(credential)
     identity = Identity(None, None)
     if user.ok and isinstance(user.body, dict):
         identity = Identity(user.body.get("display_name") or user.body.get("username") or user.body.get("nickname"),
                             user.body.get("account_id"))
-    space = await _required(client, f"/workspaces/{workspace}", "read the workspace")
     if space.status == 401:
         raise _rejected(credential)
     if space.status == 404:
