@@ -68,6 +68,10 @@ def leaks(text: str) -> list[str]:
     ("api token, newline pasted", lambda: api_token(), {"BITBUCKET_API_TOKEN": API_TOKEN + "\n"}, 2),
     ("app password", lambda: api_token(), {"BITBUCKET_API_TOKEN": "", "BITBUCKET_EMAIL": "",
                                            "BITBUCKET_APP_PASSWORD": "ATBBcanaryAppPassword123456"}, 2),
+    ("app password in the API token variable", lambda: api_token(),
+     {"BITBUCKET_API_TOKEN": "ATBBcanaryAppPassword123456"}, 2),
+    ("access token in the API token variable", lambda: api_token(), {"BITBUCKET_API_TOKEN": ACCESS_TOKEN}, 2),
+    ("two credential kinds", lambda: api_token(), {"BITBUCKET_ACCESS_TOKEN": ACCESS_TOKEN}, 2),
 ])
 def test_each_credential_kind_in_the_container(docker_client, image, start, tmp_path, name, make, variables,  # noqa: F811
                                                expected):
@@ -104,3 +108,25 @@ def test_every_output_in_the_container(docker_client, image, start, tmp_path):  
     written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
     posted = json.dumps(payload) + "".join(r.body.decode("utf-8", "replace") for r in sim.requests)
     assert not leaks(output + written + posted)
+
+
+def _installed(docker_client, image) -> set[str]:  # noqa: F811
+    script = ("import importlib.metadata as m; "
+              "print('\\n'.join(f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions()))")
+    output = docker_client.containers.run(image.id, entrypoint=["python", "-c", script], remove=True)
+    return {line.strip().lower().replace("_", "-") for line in output.decode().splitlines() if line.strip()}
+
+
+def test_image_holds_only_the_pinned_requirements(docker_client, image):  # noqa: F811
+    text = (Path(__file__).resolve().parents[1] / "requirements.txt").read_text()
+    pinned = {line.split()[0].lower().replace("_", "-") for line in text.splitlines()
+              if "==" in line and not line.lstrip().startswith("#")}
+    assert _installed(docker_client, image) == pinned
+
+
+def test_image_holds_only_the_pipe(docker_client, image):  # noqa: F811
+    script = "cd /opt/pipe && find . -type f | sort"
+    output = docker_client.containers.run(image.id, entrypoint=["sh", "-c", script], remove=True).decode()
+    files = [line[2:] for line in output.split()]
+    assert {f.split("/")[0] for f in files} == {"pipe", "pipe.yml", "LICENSE", "README.md"}
+    assert not [f for f in files if f.startswith("pipe/") and not f.endswith((".py", ".yml"))]

@@ -57,6 +57,10 @@ def table(doc: dict[str, Any]) -> list[str]:
         if restore:
             row += f"{MARKS[cat['restore']]:<12}"
         lines.append(row + needed)
+    notes = [f"Note, {c['title']}: {c['note']}." for c in doc.get("categories", [])
+             if c["note"] and not c["retired"] and c["required"]["backup"]]
+    for note in notes:  # what no credential can fix, so nobody hunts for a missing scope
+        lines += _wrap(note, "")
     return lines
 
 
