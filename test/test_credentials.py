@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test.conftest import (ACCESS_TOKEN, ALL_READ, API_TOKEN, EMAIL, access_token, api_token, oauth,
-                           workspace)
+from test.conftest import ACCESS_TOKEN, ALL_READ, API_TOKEN, EMAIL, access_token, api_token, oauth, workspace
 from test.simulator import Credential
 
 

@@ -13,8 +13,7 @@ from urllib.parse import quote
 import pytest
 
 import pipe.pipe as pipe_module
-from test.conftest import (ACCESS_TOKEN, API_TOKEN, EMAIL, OAUTH_ID, OAUTH_SECRET, access_token,
-                           api_token, oauth)
+from test.conftest import ACCESS_TOKEN, API_TOKEN, EMAIL, OAUTH_ID, OAUTH_SECRET, access_token, api_token, oauth
 from test.simulator import Fault
 
 APP_PASSWORD = "ATBB3xFfGF0canaryAppPasswordValue12345678"
