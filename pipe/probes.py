@@ -218,8 +218,8 @@ class InventoryTask:
     """Lists repositories and permissions side by side and names a representative repository
     as soon as the first pages are in, so that the live reads need not wait for the rest."""
 
-    def __init__(self, client: Client, config: Config, evidence: ScopeEvidence):
-        self.client, self.config, self.evidence = client, config, evidence
+    def __init__(self, client: Client, config: Config, evidence: ScopeEvidence, kind: Kind):
+        self.client, self.config, self.evidence, self.kind = client, config, evidence, kind
         self.representative: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._first: dict[str, Reply] = {}
 
@@ -252,7 +252,6 @@ class InventoryTask:
                 self.client.collect(f"/user/workspaces/{ws}/permissions/repositories",
                                     {"fields": PERM_FIELDS}, lambda r: self._first_page("perms", r)))
         except ApiFailure as exc:
-            self._settle()
             return Inventory(ProbeResult("GET /repositories/{workspace}", "failed", reason=exc.reason))
         finally:
             self._settle()
@@ -263,11 +262,11 @@ class InventoryTask:
             self.representative.set_result(self._pick())
 
     def _build(self, listing: ProbeResult, repos: list[dict], perm_reply: Reply, perms: list[dict]) -> Inventory:
-        if perm_reply.ok:
-            known, source = _permissions(perms), "repository permissions API"
-        else:
-            known, source = {}, "access token scopes"
-        default = "read" if perm_reply.ok else _token_permission(self.evidence.granted)
+        known, default, source = _permissions(perms), "read", "repository permissions API"
+        if not perm_reply.ok and self.kind is Kind.ACCESS_TOKEN:  # a token has no user to list them for
+            known, default, source = {}, _token_permission(self.evidence.granted), "access token scopes"
+        elif not perm_reply.ok:
+            known, default, source = {}, "unknown", f"not readable: {perm_reply.message}"
         inventory = Inventory(listing, permissions_source=source)
         wanted = set(self.config.repositories)
         for item in repos:
@@ -322,7 +321,7 @@ async def _survey(client: Client, config: Config, credential: Credential, catalo
                   evidence: ScopeEvidence, token: str | None, started: float) -> Evidence:
     ws = config.workspace
     identity, first_probes = await authenticate(client, credential, ws)
-    inventory_task = InventoryTask(client, config, evidence)
+    inventory_task = InventoryTask(client, config, evidence, credential.kind)
     inventory_job = asyncio.create_task(inventory_task.run())
     repo = await inventory_task.representative
     ops = _probe_operations(catalog, credential)
