@@ -50,14 +50,16 @@ def _environment(askpass: str, secret: str, home: str) -> dict[str, str]:
 def _interpret(code: int, stderr: str, slug: str, username: str) -> GitResult:
     if code == 0:
         return GitResult("ok", slug, username)
+    # Match git's own phrases only: the URL in the message (its port) may contain 401 or 403.
     text = stderr.lower()
-    if "403" in text:
+    answered = re.search(r"returned error: (\d{3})", stderr)
+    status = answered.group(1) if answered else None
+    if status == "403":
         return GitResult("forbidden", slug, username,
                          "git over HTTPS answered 403: the credential lacks repository read for git")
-    if "401" in text or "authentication failed" in text or "could not read password" in text:
+    if status == "401" or "authentication failed" in text or "could not read password" in text:
         return GitResult("rejected", slug, username,
                          f"git over HTTPS rejected the credential with git username '{username}' (401)")
-    answered = re.search(r"returned error: (\d{3})", stderr)
     why = f": the server answered {answered.group(1)}" if answered else (
         ": the connection failed" if "reset" in text or "connection" in text else "")
     return GitResult("failed", slug, username, f"git ls-remote failed (exit {code}){why}")
