@@ -6,23 +6,22 @@ import asyncio
 import logging
 import os
 import re
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from bitbucket_pipes_toolkit import Pipe, get_logger
-from colorlog import ColoredFormatter
+from bitbucket_pipes_toolkit import Pipe
 
 from pipe import catalog as catalog_module
+from pipe import logs
 from pipe.assessment import assess
 from pipe.credential import Credential, detect
 from pipe.errors import ApiUnavailable, ConfigError, CredentialError, ExitCode, Failure, Problem
 from pipe.probes import gather_evidence
-from pipe.redaction import RedactingFilter, Redactor
-from pipe.reports import console, document, files, insights
+from pipe.redaction import Redactor
+from pipe.reports import console, document, publish
 from pipe.variables import DEFAULT_OUTPUT, SCHEMA, Config, read_config
 
 METADATA = Path(__file__).resolve().parent.parent / "pipe.yml"
@@ -42,48 +41,6 @@ def _metadata() -> dict[str, Any]:
         return yaml.safe_load(METADATA.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return {}
-
-
-def _toolkit_handlers(root: logging.Logger) -> list[logging.Handler]:
-    """The colorlog handler the toolkit added at import (tagged, as NO_COLOR swaps its formatter)."""
-    found = []
-    for handler in root.handlers:
-        if getattr(handler, "_backup_readiness", False) or isinstance(handler.formatter, ColoredFormatter):
-            handler._backup_readiness = True  # type: ignore[attr-defined]
-            found.append(handler)
-    return found
-
-
-def _logging(redactor: Redactor, values: Mapping[str, str]) -> bool:
-    """Scrub and (optionally) uncolour the toolkit's one handler; returns whether to colour."""
-    color = "NO_COLOR" not in values
-    root = get_logger()
-    for handler in _toolkit_handlers(root):
-        handler.filters = [f for f in handler.filters if not isinstance(f, RedactingFilter)]
-        handler.addFilter(RedactingFilter(redactor))
-        if isinstance(handler, logging.StreamHandler):
-            handler.stream = sys.stderr  # not setStream(): it flushes the old, maybe closed, stream
-        if not color:
-            handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    debug = (values.get("DEBUG") or "").strip().lower() in ("true", "yes", "on", "1")
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    for noisy in ("httpx", "httpcore", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    return color
-
-
-def _redactor(values: Mapping[str, str]) -> Redactor:
-    redactor = Redactor()
-    for name in ("BITBUCKET_API_TOKEN", "BITBUCKET_ACCESS_TOKEN", "BITBUCKET_OAUTH_CLIENT_SECRET",
-                 "BITBUCKET_APP_PASSWORD"):
-        secret = values.get(name)
-        if secret and secret.strip():
-            redactor.add(secret)
-            redactor.add(secret.strip())
-            for user in ("BITBUCKET_EMAIL", "BITBUCKET_USERNAME", "BITBUCKET_OAUTH_CLIENT_ID"):
-                if values.get(user):  # the Basic-auth pair, as it is base64-encoded on the wire
-                    redactor.add(f"{values[user]}:{secret}")
-    return redactor
 
 
 def _configure(values: Mapping[str, str]) -> tuple[Config, Credential]:
@@ -116,29 +73,6 @@ async def _run(config: Config, credential: Credential, redactor: Redactor, start
     return evidence, assess(catalog, evidence, config.profile, config.require, config.check_restore)
 
 
-def _outputs(doc: dict[str, Any], output_json: str) -> None:
-    try:
-        path = Path(output_json)
-        files.write_json(doc, path)
-        files.write_markdown(doc, path)
-        files.write_junit(doc)
-    except OSError as exc:
-        log.warning("Could not write the report files (%s): %s", output_json, exc.strerror)
-
-
-def _insights(doc: dict[str, Any], config: Config) -> None:
-    if not config.code_insights:
-        return
-    if not (config.commit and config.repo_slug and config.repo_workspace):
-        log.warning("Code Insights skipped: BITBUCKET_COMMIT, BITBUCKET_REPO_SLUG or the workspace is not set.")
-        return
-    failure = insights.post(doc, config.repo_workspace, config.repo_slug, config.commit, config.code_insights_proxy)
-    if failure:
-        log.warning("Code Insights report not posted: %s. The verdict stands.", failure)
-    else:
-        log.info("Code Insights report posted on commit %s.", config.commit[:12])
-
-
 def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> tuple[dict[str, Any], Config | None]:
     workspace = values.get("WORKSPACE") or values.get("BITBUCKET_WORKSPACE") or ""
     profile = (values.get("PROFILE") or "xopero-one").strip().lower()
@@ -161,21 +95,11 @@ def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> 
                               Failure(exc.message, fix, exc.exit_code)), config
 
 
-def _scrub(value: Any, redactor: Redactor) -> Any:
-    if isinstance(value, str):
-        return redactor(value)
-    if isinstance(value, dict):
-        return {k: _scrub(v, redactor) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrub(v, redactor) for v in value]
-    return value
-
-
 def main(env: Mapping[str, str] | None = None) -> int:
     started = time.monotonic()
     raw = dict(os.environ if env is None else env)
-    redactor = _redactor(raw)
-    color = _logging(redactor, raw)
+    redactor = Redactor.for_variables(raw)
+    color = logs.configure(redactor, raw)
     values = dict(ReadinessPipe(pipe_metadata=_metadata(), schema=SCHEMA, env=raw).variables)
     values.update({k: v for k, v in raw.items() if LIST_ITEM.match(k)})  # the toolkit drops these
     try:
@@ -186,9 +110,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
                           ExitCode.INCONCLUSIVE)
         doc = document.build(values.get("WORKSPACE", ""), values.get("PROFILE", ""), None, None, None, failure)
         config = None
-    doc = _scrub(doc, redactor)  # reports, console and Code Insights all come from this document
-    _outputs(doc, config.output_json if config else (values.get("OUTPUT_JSON") or DEFAULT_OUTPUT))
+    doc = redactor.scrub(doc)  # reports, console and Code Insights all come from this document
+    publish.write_files(doc, config.output_json if config else (values.get("OUTPUT_JSON") or DEFAULT_OUTPUT))
     console.emit(doc, log, color)
     if config and doc["verdict"] != "error":
-        _insights(doc, config)
+        publish.post_insights(doc, config)
     return int(doc["exit_code"])

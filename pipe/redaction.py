@@ -5,9 +5,14 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 MASK = "********"
+SECRET_VARIABLES = ("BITBUCKET_API_TOKEN", "BITBUCKET_ACCESS_TOKEN", "BITBUCKET_OAUTH_CLIENT_SECRET",
+                    "BITBUCKET_APP_PASSWORD")
+USER_VARIABLES = ("BITBUCKET_EMAIL", "BITBUCKET_USERNAME", "BITBUCKET_OAUTH_CLIENT_ID")
 ATLASSIAN_TOKEN = re.compile(r"(?i)\b(?:ATATT|ATCTT|ATBB)[A-Za-z0-9_=+/-]{16,}")
 
 
@@ -30,6 +35,30 @@ class Redactor:
         self._forms |= secret_forms(secret)
         alternatives = sorted(self._forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(f) for f in alternatives))
+
+    @classmethod
+    def for_variables(cls, values: Mapping[str, str]) -> Redactor:
+        """Every secret the variables hold, alone and as the Basic-auth pair it travels in."""
+        redactor = cls()
+        for name in SECRET_VARIABLES:
+            secret = values.get(name)
+            if secret and secret.strip():
+                redactor.add(secret)
+                redactor.add(secret.strip())
+                for user in USER_VARIABLES:
+                    if values.get(user):
+                        redactor.add(f"{values[user]}:{secret}")
+        return redactor
+
+    def scrub(self, value: Any) -> Any:
+        """A copy of a JSON-like value with every string redacted."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {k: self.scrub(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.scrub(v) for v in value]
+        return value
 
     def __call__(self, text: str) -> str:
         text = re.sub(r"(?i)(authorization:\s*)(\S+\s+)?\S+", r"\1" + MASK, text)

@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 import pytest
 
-import pipe.pipe as pipe_module
+from pipe import logs
+from pipe.redaction import Redactor
 from test.conftest import ACCESS_TOKEN, API_TOKEN, EMAIL, OAUTH_ID, OAUTH_SECRET, access_token, api_token, oauth
 from test.simulator import Fault
 
@@ -88,15 +89,15 @@ SCENARIOS = {
 @pytest.fixture
 def loud_http_logs(monkeypatch):
     """Whatever the pipe sets, let httpx and httpcore log at DEBUG, as a debugging user might."""
-    original = pipe_module._logging
+    original = logs.configure
 
-    def _logging(*args, **kwargs):
+    def configure(*args, **kwargs):
         color = original(*args, **kwargs)
         for name in ("httpx", "httpcore"):
             logging.getLogger(name).setLevel(logging.DEBUG)
         return color
 
-    monkeypatch.setattr(pipe_module, "_logging", _logging)
+    monkeypatch.setattr(logs, "configure", configure)
 
 
 def leaks(text: str, forms: set[str]) -> list[str]:
@@ -142,9 +143,7 @@ def test_no_secret_is_ever_shown(start, run_pipe, caplog, loud_http_logs, name):
 
 
 def test_the_redactor_hides_every_form():
-    from pipe.pipe import _redactor
-
-    redactor = _redactor({"BITBUCKET_EMAIL": EMAIL, "BITBUCKET_API_TOKEN": API_TOKEN})
+    redactor = Redactor.for_variables({"BITBUCKET_EMAIL": EMAIL, "BITBUCKET_API_TOKEN": API_TOKEN})
     for form in (API_TOKEN, quote(API_TOKEN, safe=""), b64(API_TOKEN), b64(f"{EMAIL}:{API_TOKEN}"),
                  f"Authorization: Basic {b64(f'{EMAIL}:{API_TOKEN}')}"):
         assert not leaks(redactor(f"before {form} after"), forbidden_forms(API_TOKEN)), form
