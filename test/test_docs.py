@@ -44,3 +44,23 @@ def test_image_tag_is_pinned_to_the_package_version_everywhere():
 def test_readme_sections_follow_the_pipe_convention():
     for section in ("## YAML Definition", "## Variables", "## Prerequisites", "## Examples", "## Support"):
         assert section in README
+
+
+def readme_output() -> list[str]:
+    block = README.split("### Output", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    return block.rstrip("\n").splitlines()
+
+
+def test_readme_shows_a_real_run_of_the_demo(run_pipe):
+    from test.simulator import Simulator
+    from test.simulator.scenarios import demo
+
+    scenario = demo()
+    (cred,) = scenario.credentials.values()
+    sim = Simulator(workspaces=scenario.workspaces, credentials=[cred]).start()
+    try:
+        run = run_pipe(sim, cred)
+    finally:
+        sim.stop()
+    assert run.code == 1
+    assert (run.err + run.out).rstrip("\n").splitlines() == readme_output()
