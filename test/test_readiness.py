@@ -85,7 +85,7 @@ def test_oauth_consumer_missing_pipelines(start, run_pipe):
     run = run_pipe(start([cred]), cred)
     assert run.code == 1
     assert run.scopes_to_add == ["pipeline"]
-    assert "Pipelines: Read" in run.output and "OAuth consumers" in run.output
+    assert "pipeline (Pipelines: Read)" in run.output and "OAuth consumers" in run.output
 
 
 def test_admin_on_some_repositories_only(start, run_pipe):

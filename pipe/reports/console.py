@@ -71,7 +71,8 @@ def guidance(doc: dict[str, Any]) -> list[str]:
         lines.append(f"To fix: add {len(advice)} scope(s) to the credential")
         for a in advice:
             affected = f", {a['affected_repositories']} repositories" if a["affected_repositories"] else ""
-            lines += _wrap(f"* {a['label']}: unblocks {', '.join(a['unblocks'])}{affected}.")
+            name = a["scope"] if a["label"] == a["scope"] else f"{a['scope']} ({a['label']})"
+            lines += _wrap(f"* {name}: unblocks {', '.join(a['unblocks'])}{affected}.")
         lines += _wrap(f"Where: {advice[0]['where']}")
     gap = doc.get("admin_gap") or {}
     if gap.get("repositories"):
