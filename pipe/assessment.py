@@ -167,7 +167,11 @@ def _restore(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
     else:
         lacking = scopes.missing(_scopes(ops, kind.vocabulary), evidence.scopes.granted, kind.vocabulary)
         if lacking:
-            side.lack("write scopes missing", lacking, repos if per_repo else [])
+            # A 403's granted list is not documented to be complete; a partial one can only make
+            # this stricter, never a false "ok", so it is used, and its source is named.
+            source = ", ".join(evidence.scopes.sources)
+            side.lack(f"write scopes missing (granted scopes learnt from: {source})", lacking,
+                      repos if per_repo else [])
     if any(op.admin for op in ops):
         _admin(side, repos)
     if any(op.permission == "write" for op in ops):
