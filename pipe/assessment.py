@@ -140,7 +140,7 @@ def _repositories(side: Side, evidence: Evidence, repos: list[Repo]) -> None:
     elif inventory.listing.outcome != "ok":  # 403, 404, 410...: no list, so nothing is proven
         side.doubt(f"the repository list could not be read: HTTP {inventory.listing.status} "
                    f"({inventory.listing.reason or inventory.listing.outcome})")
-    elif inventory.listing.outcome == "ok" and not repos:
+    elif not repos:
         side.lack("the credential sees no repositories in the workspace")
     for slug in inventory.not_visible:
         side.lack(f"repository '{slug}' (REPOSITORIES) is not visible to the credential")
@@ -152,11 +152,11 @@ def _repositories(side: Side, evidence: Evidence, repos: list[Repo]) -> None:
 
 def _restore(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
     side, kind = Side(), evidence.credential.kind
-    ops = _applicable(category.restore, kind)
     if not category.restore:
         side.status = NOT_APPLICABLE
         side.reasons.append("nothing to write back through the API")
         return side
+    ops = _applicable(category.restore, kind)
     if not ops:
         side.status = NOT_APPLICABLE
         side.reasons.append(f"{kind.title}s cannot hold this permission")
