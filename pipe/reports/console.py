@@ -27,15 +27,16 @@ def _wrap(text: str, indent: str = "  ") -> list[str]:
 
 def header(doc: dict[str, Any]) -> list[str]:
     cred = doc.get("credential") or {}
-    kind = (cred.get("kind") or "credential").replace("_", " ")
+    kind = str(cred.get("kind") or "").replace("_", " ")
     owner = f", {cred['owner']}" if cred.get("owner") else ""
     lines = [f"backup-readiness {doc['pipe_version']}: workspace {doc['workspace']}",
              f"Profile: {doc['profile']} (" + ("backup and restore" if doc.get("check_restore") else "backup") + ")"]
-    lines.append(f"Credential: {kind}" + (f" ({cred['type']})" if cred.get("type") else "") + owner)
+    if cred:
+        lines.append(f"Credential: {kind}" + (f" ({cred['type']})" if cred.get("type") else "") + owner)
     if cred.get("scopes") is not None:
         lines += _wrap("Scopes: " + (", ".join(cred["scopes"]) or "none") +
                        f" (from {', '.join(cred.get('scopes_source') or [])})", "")
-    else:
+    elif doc.get("categories"):
         lines.append("Scopes: not revealed by Bitbucket; judged from live reads")
     repos = doc.get("repositories")
     if repos:
@@ -117,7 +118,7 @@ def verdict_line(doc: dict[str, Any]) -> str:
 def emit(doc: dict[str, Any], logger: logging.Logger, color: bool) -> None:
     for line in header(doc) + [""] + (table(doc) + [""] if doc.get("categories") else []):
         logger.info(line)
-    level = logging.WARNING if doc["verdict"] != "ready" else logging.INFO
+    level = {"ready": logging.INFO, "not-ready": logging.WARNING}.get(doc["verdict"], logging.ERROR)
     for line in guidance(doc):
         logger.log(level, line)
     mark = "✔" if doc["verdict"] == "ready" else "✖"
