@@ -78,6 +78,8 @@ def test_repository_access_token_with_classic_scopes(start, run_pipe):
     assert run.code == 1
     assert "repository:admin" in run.scopes_to_add
     assert "Repository settings > Security > Access tokens" in run.output
+    assert "admin only with the Repositories: Admin scope" in run.output
+    assert "Repository permissions" not in run.output
 
 
 def test_oauth_consumer_missing_pipelines(start, run_pipe):

@@ -80,8 +80,12 @@ def guidance(doc: dict[str, Any]) -> list[str]:
         lines += _wrap(f"No admin permission on {gap['repositories']} repositories (e.g. "
                        f"{', '.join(gap['examples'])}): a backup loses their "
                        f"{', '.join(t.lower() for t in gap['loses'])}.", "")
-        lines += _wrap("Give the account admin on them (Repository settings > Repository permissions) "
-                       "or use a workspace admin's credential.")
+        if (doc.get("credential") or {}).get("kind") == "access_token":
+            lines += _wrap("An access token is admin only with the Repositories: Admin scope "
+                           "(repository:admin); create the token with it.")
+        else:
+            lines += _wrap("Give the account admin on them (Repository settings > Repository permissions) "
+                           "or use a workspace admin's credential.")
     for cat in doc.get("categories", []):
         for side in ("backup", "restore"):
             detail = cat["details"][side]
