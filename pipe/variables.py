@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from bitbucket_pipes_toolkit import ArrayVariable
 
 from pipe.errors import ConfigError, Problem
-from pipe.redaction import ATLASSIAN_TOKEN
+from pipe.redaction import ATLASSIAN_TOKEN, SECRET_VARIABLES
 
 CREDENTIAL_VARIABLES = (
     "BITBUCKET_EMAIL", "BITBUCKET_API_TOKEN", "BITBUCKET_USERNAME", "BITBUCKET_ACCESS_TOKEN",
@@ -134,13 +134,19 @@ class _Reader:
         return tuple(part for part in re.split(r"[,\s]+", value) if part) if value else ()
 
 
+def _is_a_secret(reader: _Reader, value: str) -> bool:
+    """A secret variable's value pasted into a setting (a prefix-less OAuth secret looks like an ID)."""
+    secrets = (reader.values.get(name) for name in SECRET_VARIABLES)
+    return any(secret and secret.strip() and secret.strip() in value for secret in secrets)
+
+
 def _workspace(reader: _Reader) -> str:
     workspace = (reader.raw("WORKSPACE") or reader.raw("BITBUCKET_WORKSPACE") or "").strip()
     if not workspace:
         reader.problem("WORKSPACE", "is not set, and BITBUCKET_WORKSPACE is not available.",
                        "Set WORKSPACE to the workspace ID from bitbucket.org/<workspace>/.")
-    elif ATLASSIAN_TOKEN.search(workspace):  # a valid-looking ID, but the value is never sent or echoed
-        reader.problem("WORKSPACE", "holds an Atlassian token, not a workspace ID.",
+    elif ATLASSIAN_TOKEN.search(workspace) or _is_a_secret(reader, workspace):  # never sent or echoed
+        reader.problem("WORKSPACE", "holds a token or secret, not a workspace ID.",
                        "Set WORKSPACE to the ID from bitbucket.org/<workspace>/ and move the token to its "
                        "credential variable.")
     elif not WORKSPACE_RE.match(workspace):
@@ -153,8 +159,10 @@ def _repositories(reader: _Reader, workspace: str) -> tuple[str, ...]:
     slugs = []
     for item in reader.listing("REPOSITORIES"):
         owner, _, slug = item.rpartition("/")
-        if (owner and owner != workspace) or not SLUG_RE.match(slug) or ATLASSIAN_TOKEN.search(slug):
-            reader.problem("REPOSITORIES", f"entry {item[:80]!r} is not a repository of {workspace}.",
+        secret = bool(ATLASSIAN_TOKEN.search(item)) or _is_a_secret(reader, item)
+        if (owner and owner != workspace) or not SLUG_RE.match(slug) or secret:
+            shown = "an entry (a token or secret?)" if secret else f"entry {item[:80]!r}"
+            reader.problem("REPOSITORIES", f"{shown} is not a repository of {workspace}.",
                            "List repository slugs (my-repo) or full names (workspace/my-repo).")
             continue
         slugs.append(slug.lower())

@@ -84,6 +84,8 @@ CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
                                 ("BITBUCKET_OAUTH_TOKEN_URL",)),
     "workspace-illegal-characters": ({**API, "WORKSPACE": "acme corp!"}, ("WORKSPACE",)),
     "workspace-with-slash": ({**API, "WORKSPACE": "acme/repo"}, ("WORKSPACE",)),
+    "workspace-is-the-oauth-secret": ({**OAUTH, "WORKSPACE": OAUTH_SECRET}, ("WORKSPACE",)),
+    "repositories-hold-the-oauth-secret": ({**OAUTH, "REPOSITORIES": f"repo-0001,{OAUTH_SECRET}"}, ("REPOSITORIES",)),
     "check-restore-not-boolean": ({**API, "CHECK_RESTORE": "maybe"}, ("CHECK_RESTORE",)),
     "code-insights-not-boolean": ({**API, "CODE_INSIGHTS": "sometimes"}, ("CODE_INSIGHTS",)),
 }
