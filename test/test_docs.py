@@ -64,3 +64,23 @@ def test_readme_shows_a_real_run_of_the_demo(run_pipe):
         sim.stop()
     assert run.code == 1
     assert (run.err + run.out).rstrip("\n").splitlines() == readme_output()
+
+
+def _pipe_steps(node):
+    if isinstance(node, dict):
+        if "pipe" in node:
+            yield node
+        for value in node.values():
+            yield from _pipe_steps(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _pipe_steps(value)
+
+
+def test_readme_examples_are_valid_yaml_with_known_variables():
+    blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    steps = [step for block in blocks for step in _pipe_steps(yaml.safe_load(block))]
+    assert len(steps) >= 4
+    for step in steps:
+        assert step["pipe"] == f"docker://backupreadiness/backup-readiness:{__version__}"
+        assert set(step["variables"]) <= USER_FACING, set(step["variables"]) - USER_FACING
