@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from pipe import scopes
 from pipe.errors import ConfigError, Problem
+from pipe.redaction import SECRET_VARIABLES, USER_VARIABLES
 
 API_TOKEN_GIT_USER = "x-bitbucket-api-token-auth"
 ACCESS_TOKEN_GIT_USER = "x-token-auth"
@@ -69,13 +70,11 @@ PAIRS = {
     Kind.ACCESS_TOKEN: ("BITBUCKET_ACCESS_TOKEN",),
     Kind.OAUTH: ("BITBUCKET_OAUTH_CLIENT_ID", "BITBUCKET_OAUTH_CLIENT_SECRET"),
 }
-SECRET_VARIABLES = ("BITBUCKET_API_TOKEN", "BITBUCKET_ACCESS_TOKEN", "BITBUCKET_OAUTH_CLIENT_SECRET",
-                    "BITBUCKET_APP_PASSWORD")
 
 
 def _shape_problems(values: Mapping[str, str]) -> list[Problem]:
     problems = []
-    for name in SECRET_VARIABLES + ("BITBUCKET_EMAIL", "BITBUCKET_USERNAME", "BITBUCKET_OAUTH_CLIENT_ID"):
+    for name in SECRET_VARIABLES + USER_VARIABLES:
         value = values.get(name)
         if value is None:
             continue

@@ -13,6 +13,7 @@ from bitbucket_pipes_toolkit import get_logger
 from colorlog import ColoredFormatter
 
 from pipe.redaction import RedactingFilter, Redactor
+from pipe.variables import TRUE
 
 QUIET = ("httpx", "httpcore", "asyncio")  # httpx logs full URLs at INFO; nothing of theirs is needed
 
@@ -38,7 +39,7 @@ def configure(redactor: Redactor, values: Mapping[str, str]) -> bool:
             handler.stream = sys.stderr  # not setStream(): it flushes the old, maybe closed, stream
         if not color:
             handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    debug = (values.get("DEBUG") or "").strip().lower() in ("true", "yes", "on", "1")
+    debug = (values.get("DEBUG") or "").strip().lower() in TRUE  # needed before the variables are checked
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
