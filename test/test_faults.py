@@ -110,20 +110,14 @@ def test_persistent_fault_is_inconclusive(start, run_pipe, name):
             assert category["backup"] == "unknown", category
 
 
-def test_410_on_the_repository_list_is_inconclusive(start, run_pipe):
-    run, elapsed, _ = run_with(start, run_pipe, [Fault(REPOS, "status", status=410, times=-1)])
+@pytest.mark.parametrize(("path", "category", "named"), [(REPOS, "repositories", "repository list"),
+                                                        (PULLS, "pull-requests", "pullrequests")])
+def test_410_on_an_endpoint_the_pipe_relies_on_is_inconclusive(start, run_pipe, path, category, named):
+    run, elapsed, _ = run_with(start, run_pipe, [Fault(path, "status", status=410, times=-1)])
     assert_clean(run, elapsed)
     assert run.code == 3, run.output
-    assert run.category("repositories")["backup"] == "unknown"
-    assert "repository list" in run.output and "410" in run.output
-
-
-def test_410_on_the_pull_request_probe_is_inconclusive(start, run_pipe):
-    run, elapsed, _ = run_with(start, run_pipe, [Fault(PULLS, "status", status=410, times=-1)])
-    assert_clean(run, elapsed)
-    assert run.code == 3, run.output
-    assert run.category("pull-requests")["backup"] == "unknown"
-    assert "pullrequests" in run.output and "410" in run.output
+    assert run.category(category)["backup"] == "unknown"
+    assert named in run.output and "410" in run.output
 
 
 @pytest.mark.parametrize("path,names", [(PULLS, ("Pull requests", "in time")),
