@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
@@ -99,6 +100,8 @@ class Simulator:
         self.requests: list[RecordedRequest] = []
         self.reports: dict[str, Any] = {}
         self.annotations: dict[str, list[Any]] = {}
+        # Hostile hooks (test/hostile.py): each may replace the answer to a request.
+        self.tampers: list[Callable[[Incoming, Response], Response | None]] = []
         self.api = Api(self.world, self.reports)
         self._lock = threading.Lock()
         self._counts: dict[int, int] = {}
@@ -191,6 +194,8 @@ class Simulator:
         response, named = self._route(req)
         if fault is not None and fault.kind == "truncated":
             response.body = response.body[: len(response.body) // 2]
+        for tamper in list(self.tampers):
+            response = tamper(req, response) or response
         return response, named
 
     def _take_fault(self, req: Incoming, loop_next: bool = False) -> Fault | None:
