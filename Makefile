@@ -48,6 +48,7 @@ image: docker
 
 lint: venv
 	$(VENV)/bin/ruff check pipe test bench
+	$(VENV)/bin/ruff format --check pipe test bench
 	$(VENV)/bin/hadolint Dockerfile
 
 test: venv docker

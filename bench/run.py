@@ -30,8 +30,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE = "bench"
 # Per-repository reads a backup makes, as a user's loop would call them one by one.
-NAIVE_ENDPOINTS = ("pullrequests", "pipelines_config/variables", "hooks", "branch-restrictions",
-                   "deploy-keys", "downloads", "refs/branches", "override-settings")
+NAIVE_ENDPOINTS = (
+    "pullrequests",
+    "pipelines_config/variables",
+    "hooks",
+    "branch-restrictions",
+    "deploy-keys",
+    "downloads",
+    "refs/branches",
+    "override-settings",
+)
 TARGET_WALL = {5_000: 2.5, 50_000: 15.0}  # seconds; sizes below 5,000 use the 5,000 target
 TARGET_RSS = {5_000: 120.0, 50_000: 250.0}  # MB
 TARGET_STARTUP = 1.0  # seconds
@@ -87,9 +95,24 @@ class SimulatorProcess:
         self.port = free_port()
         started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "test.simulator", "--scenario", "bench", "--repos", str(n),
-             "--latency-ms", f"{latency_ms:g}", "--port", str(self.port)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            [
+                sys.executable,
+                "-m",
+                "test.simulator",
+                "--scenario",
+                "bench",
+                "--repos",
+                str(n),
+                "--latency-ms",
+                f"{latency_ms:g}",
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         if not line:
             self.stop()
@@ -130,8 +153,9 @@ def run_pipe(sim: SimulatorProcess, workdir: Path, extra: dict[str, str]) -> tup
     with open(workdir / "pipe.log", "wb") as log:
         start_epoch = time.time()
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "pipe"], cwd=workdir, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipe"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not every child's
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -164,10 +188,14 @@ def naive_loop(sim: SimulatorProcess, n: int, cap: int) -> Naive:
     per_repo = (wall - listing) / max(1, len(slugs))
     pages_read = measured - len(slugs) * len(NAIVE_ENDPOINTS)
     per_page = listing / max(1, pages_read)
-    return Naive(len(slugs), measured, wall,
-                 requests=listing_pages + n * len(NAIVE_ENDPOINTS),
-                 wall=listing_pages * per_page + n * per_repo,
-                 extrapolated=len(slugs) < n)
+    return Naive(
+        len(slugs),
+        measured,
+        wall,
+        requests=listing_pages + n * len(NAIVE_ENDPOINTS),
+        wall=listing_pages * per_page + n * per_repo,
+        extrapolated=len(slugs) < n,
+    )
 
 
 def measure(n: int, latency_ms: float, naive_sizes: set[int], naive_cap: int, extra: dict[str, str]) -> Result:
@@ -182,8 +210,18 @@ def measure(n: int, latency_ms: float, naive_sizes: set[int], naive_cap: int, ex
             if not report:
                 sys.stderr.write((workdir / "pipe.log").read_text(errors="replace")[-2000:])
         first = stats.get("first_request_at")
-        result = Result(n, request_limit(n), report.get("requests"), stats["api_requests"], wall, rss,
-                        (first - start_epoch) if first else None, code, report.get("verdict"), sim.ready_s)
+        result = Result(
+            n,
+            request_limit(n),
+            report.get("requests"),
+            stats["api_requests"],
+            wall,
+            rss,
+            (first - start_epoch) if first else None,
+            code,
+            report.get("verdict"),
+            sim.ready_s,
+        )
         if n in naive_sizes:
             result.naive = naive_loop(sim, n, naive_cap)
     finally:
@@ -209,38 +247,55 @@ def judge(r: Result) -> None:
 
 def print_table(results: list[Result], latency_ms: float) -> None:
     print(f"\nbackup-readiness scale benchmark: simulator latency {latency_ms:g} ms per response\n")
-    head = (f"{'N':>7} {'requests':>9} {'sim req':>8} {'limit':>6} {'wall s':>7} {'peak RSS MB':>12} "
-            f"{'start-up s':>11} {'pipe says':>13} verdict")
+    head = (
+        f"{'N':>7} {'requests':>9} {'sim req':>8} {'limit':>6} {'wall s':>7} {'peak RSS MB':>12} "
+        f"{'start-up s':>11} {'pipe says':>13} verdict"
+    )
     print(head)
     print("-" * len(head))
     for r in results:
         startup = f"{r.startup:.2f}" if r.startup is not None else "-"
-        print(f"{r.n:>7,} {r.requests_report!s:>9} {r.requests_simulator:>8} {r.limit:>6} {r.wall:>7.2f} "
-              f"{r.peak_rss_mb:>12.1f} {startup:>11} {r.verdict!s:>13} "
-              f"{'PASS' if r.ok else 'FAIL: ' + '; '.join(r.failures)}")
-    print("\nTargets: requests <= 2*ceil(N/100)+25 (report and simulator); wall < 2.5 s up to 5,000 "
-          "and < 15 s for 50,000;\npeak RSS < 120 MB up to 5,000 and < 250 MB for 50,000; start-up "
-          "(process start to first request) < 1 s.")
+        print(
+            f"{r.n:>7,} {r.requests_report!s:>9} {r.requests_simulator:>8} {r.limit:>6} {r.wall:>7.2f} "
+            f"{r.peak_rss_mb:>12.1f} {startup:>11} {r.verdict!s:>13} "
+            f"{'PASS' if r.ok else 'FAIL: ' + '; '.join(r.failures)}"
+        )
+    print(
+        "\nTargets: requests <= 2*ceil(N/100)+25 (report and simulator); wall < 2.5 s up to 5,000 "
+        "and < 15 s for 50,000;\npeak RSS < 120 MB up to 5,000 and < 250 MB for 50,000; start-up "
+        "(process start to first request) < 1 s."
+    )
     naive = [r for r in results if r.naive]
     if naive:
-        print("\nNaive sequential loop (list, then GET each of "
-              f"{len(NAIVE_ENDPOINTS)} per-repository endpoints for every repository):\n")
+        print(
+            "\nNaive sequential loop (list, then GET each of "
+            f"{len(NAIVE_ENDPOINTS)} per-repository endpoints for every repository):\n"
+        )
         print(f"{'N':>7} {'measured on':>12} {'requests':>9} {'wall s':>9} {'req ratio':>10} {'wall ratio':>11}")
         for r in naive:
             nv = r.naive
             note = f"{nv.repositories_measured} repos" + (" *" if nv.extrapolated else "")
-            print(f"{r.n:>7,} {note:>12} {nv.requests:>9} {nv.wall:>9.1f} "
-                  f"{nv.requests / max(1, r.requests_report or 1):>9.1f}x {nv.wall / r.wall:>10.1f}x")
+            print(
+                f"{r.n:>7,} {note:>12} {nv.requests:>9} {nv.wall:>9.1f} "
+                f"{nv.requests / max(1, r.requests_report or 1):>9.1f}x {nv.wall / r.wall:>10.1f}x"
+            )
         if any(r.naive.extrapolated for r in naive):
-            print("\n* measured on the first repositories only and extrapolated linearly to N "
-                  "(the full loop would take too long);\n  ratios are naive / pipe.")
+            print(
+                "\n* measured on the first repositories only and extrapolated linearly to N "
+                "(the full loop would take too long);\n  ratios are naive / pipe."
+            )
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "platform": platform.platform()}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "platform": platform.platform()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,8 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive", default="100,1000", help="sizes to run the naive loop on ('' = none)")
     parser.add_argument("--naive-cap", type=int, default=100, help="repositories the naive loop really reads")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--pipe-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an extra variable for the pipe, e.g. CONCURRENCY=4 (repeatable)")
+    parser.add_argument(
+        "--pipe-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra variable for the pipe, e.g. CONCURRENCY=4 (repeatable)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     naive_sizes = {int(s) for s in args.naive.split(",") if s.strip()}
@@ -264,9 +324,13 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
     print_table(results, args.latency_ms)
     if args.json:
-        doc = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "latency_ms": args.latency_ms, "machine": machine(),
-               "pipe_env": extra,
-               "results": [{**asdict(r), "ok": r.ok} for r in results]}
+        doc = {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "latency_ms": args.latency_ms,
+            "machine": machine(),
+            "pipe_env": extra,
+            "results": [{**asdict(r), "ok": r.ok} for r in results],
+        }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"\nFigures written to {args.json}")
     return 0 if all(r.ok for r in results) else 1

@@ -138,8 +138,10 @@ def _repositories(side: Side, evidence: Evidence, repos: list[Repo]) -> None:
     elif inventory.listing.outcome == "scope":
         side.lack("the repository list answered 403: scope missing", list(inventory.listing.required), repos)
     elif inventory.listing.outcome != "ok":  # 403, 404, 410...: no list, so nothing is proven
-        side.doubt(f"the repository list could not be read: HTTP {inventory.listing.status} "
-                   f"({inventory.listing.reason or inventory.listing.outcome})")
+        side.doubt(
+            f"the repository list could not be read: HTTP {inventory.listing.status} "
+            f"({inventory.listing.reason or inventory.listing.outcome})"
+        )
     elif not repos:
         side.lack("the credential sees no repositories in the workspace")
     for slug in inventory.not_visible:
@@ -170,8 +172,9 @@ def _restore(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
             # A 403's granted list is not documented to be complete; a partial one can only make
             # this stricter, never a false "ok", so it is used, and its source is named.
             source = ", ".join(evidence.scopes.sources)
-            side.lack(f"write scopes missing (granted scopes learnt from: {source})", lacking,
-                      repos if per_repo else [])
+            side.lack(
+                f"write scopes missing (granted scopes learnt from: {source})", lacking, repos if per_repo else []
+            )
     if any(op.admin for op in ops):
         _admin(side, repos)
     if any(op.permission == "write" for op in ops):
@@ -183,17 +186,25 @@ def _restore(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
 
 def _where(kind: Kind, credential_type: str | None, owner: str) -> str:
     if kind is Kind.API_TOKEN:
-        return ("id.atlassian.com > Security > API tokens > Create API token with scopes > app Bitbucket. "
-                "Scopes of an existing token cannot be changed: create a new token with every scope listed "
-                "here and update BITBUCKET_API_TOKEN (and your backup product).")
+        return (
+            "id.atlassian.com > Security > API tokens > Create API token with scopes > app Bitbucket. "
+            "Scopes of an existing token cannot be changed: create a new token with every scope listed "
+            "here and update BITBUCKET_API_TOKEN (and your backup product)."
+        )
     if kind is Kind.OAUTH:
-        return (f"Workspace settings > Apps and features > OAuth consumers > Edit '{owner}' > Permissions; "
-                "save, and the next token has the new scopes.")
-    place = {"repo_access_token": "Repository settings", "project_access_token": "Project settings",
-             "workspace_access_token": "Workspace settings"}.get(credential_type or "",
-                                                                 "Repository, project or workspace settings")
-    return (f"{place} > Security > Access tokens > Create access token. Access token scopes cannot be "
-            "edited: create a new token with every scope listed here and update BITBUCKET_ACCESS_TOKEN.")
+        return (
+            f"Workspace settings > Apps and features > OAuth consumers > Edit '{owner}' > Permissions; "
+            "save, and the next token has the new scopes."
+        )
+    place = {
+        "repo_access_token": "Repository settings",
+        "project_access_token": "Project settings",
+        "workspace_access_token": "Workspace settings",
+    }.get(credential_type or "", "Repository, project or workspace settings")
+    return (
+        f"{place} > Security > Access tokens > Create access token. Access token scopes cannot be "
+        "edited: create a new token with every scope listed here and update BITBUCKET_ACCESS_TOKEN."
+    )
 
 
 def _advice(results: list[CategoryResult], evidence: Evidence, check_restore: bool) -> list[Advice]:
@@ -206,8 +217,9 @@ def _advice(results: list[CategoryResult], evidence: Evidence, check_restore: bo
             sides.append((result.restore, result.required_restore, True))
         for side, required, restore in sides:
             for scope in side.missing_scopes:
-                advice = found.setdefault(scope, Advice(scope, scopes.label(scope, kind.vocabulary), where,
-                                                        [], 0, False, True))
+                advice = found.setdefault(
+                    scope, Advice(scope, scopes.label(scope, kind.vocabulary), where, [], 0, False, True)
+                )
                 title = result.category.title + (" (restore)" if restore else "")
                 if title not in advice.unblocks:
                     advice.unblocks.append(title)
@@ -219,8 +231,12 @@ def _advice(results: list[CategoryResult], evidence: Evidence, check_restore: bo
 
 def _budget(catalog: Catalog, evidence: Evidence, profile_ids: set[str]) -> Budget:
     repos = len(evidence.inventory.repositories)
-    reads = [op for c in catalog.categories if c.id in profile_ids and not c.retired
-             for op in _applicable(c.read, evidence.credential.kind)]
+    reads = [
+        op
+        for c in catalog.categories
+        if c.id in profile_ids and not c.retired
+        for op in _applicable(c.read, evidence.credential.kind)
+    ]
     per_repo = sum(1 for op in reads if op.per_repository)
     per_run = per_repo * repos + (len(reads) - per_repo) + 2 * (repos // 100 + 1)
     limit = evidence.traffic.rate.limit or HOURLY_LIMIT
@@ -243,16 +259,20 @@ def _findings(evidence: Evidence, repos: list[Repo], workspace: str) -> list[str
         findings.append(
             f"The credential sees no repositories in '{workspace}'. A backup with it would be empty. "
             "Check WORKSPACE, that the account is a member with access to the repositories, that an "
-            "access token belongs to this workspace, and REPOSITORIES if set.")
+            "access token belongs to this workspace, and REPOSITORIES if set."
+        )
     if evidence.git.outcome in ("rejected", "forbidden"):
-        findings.append(f"Git over HTTPS failed while the REST API worked: {evidence.git.reason}. "
-                        "Git username used: " + evidence.git.username + ". For API tokens git takes your "
-                        "Bitbucket username or x-bitbucket-api-token-auth, never the email.")
+        findings.append(
+            f"Git over HTTPS failed while the REST API worked: {evidence.git.reason}. "
+            "Git username used: " + evidence.git.username + ". For API tokens git takes your "
+            "Bitbucket username or x-bitbucket-api-token-auth, never the email."
+        )
     return findings
 
 
-def assess(catalog: Catalog, evidence: Evidence, profile: str, require: tuple[str, ...],
-           check_restore: bool) -> Assessment:
+def assess(
+    catalog: Catalog, evidence: Evidence, profile: str, require: tuple[str, ...], check_restore: bool
+) -> Assessment:
     required = set(catalog.profiles[profile].backup) | set(require)
     repos = evidence.inventory.repositories
     results = []
@@ -269,7 +289,15 @@ def assess(catalog: Catalog, evidence: Evidence, profile: str, require: tuple[st
     verdict, code = _verdict(results, check_restore)
     admin = next(r for r in results if r.category.id == "repository-admin")
     loses = [r.category.title for r in results if r.category.needs_admin and r.category.id != "repository-admin"]
-    return Assessment(verdict, code, profile, check_restore, results,
-                      _advice(results, evidence, check_restore),
-                      [r for r in admin.backup.affected], loses,
-                      _findings(evidence, repos, evidence.workspace), _budget(catalog, evidence, required))
+    return Assessment(
+        verdict,
+        code,
+        profile,
+        check_restore,
+        results,
+        _advice(results, evidence, check_restore),
+        [r for r in admin.backup.affected],
+        loses,
+        _findings(evidence, repos, evidence.workspace),
+        _budget(catalog, evidence, required),
+    )

@@ -20,7 +20,7 @@ class Operation:
     classic: tuple[str, ...]
     api_token: tuple[str, ...]
     probe: bool = False
-    admin: bool = False          # also needs admin permission on the repository
+    admin: bool = False  # also needs admin permission on the repository
     permission: str | None = None  # least repository permission a write needs ("write")
 
     def scopes_for(self, vocabulary: str) -> tuple[str, ...]:
@@ -80,19 +80,26 @@ class Catalog:
 
 def _operation(raw: dict) -> Operation:
     return Operation(
-        method=raw["method"], path=raw["path"],
-        classic=tuple(raw["classic"]), api_token=tuple(raw["api_token"]),
-        probe=raw.get("probe", False), admin=raw.get("admin", False),
+        method=raw["method"],
+        path=raw["path"],
+        classic=tuple(raw["classic"]),
+        api_token=tuple(raw["api_token"]),
+        probe=raw.get("probe", False),
+        admin=raw.get("admin", False),
         permission=raw.get("permission"),
     )
 
 
 def _category(raw: dict) -> Category:
     return Category(
-        id=raw["id"], title=raw["title"], covers=raw["covers"],
+        id=raw["id"],
+        title=raw["title"],
+        covers=raw["covers"],
         read=tuple(_operation(op) for op in raw.get("read", [])),
         restore=tuple(_operation(op) for op in raw.get("restore", [])),
-        retired=raw.get("retired"), note=raw.get("note"), git=raw.get("git", False),
+        retired=raw.get("retired"),
+        note=raw.get("note"),
+        git=raw.get("git", False),
     )
 
 

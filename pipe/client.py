@@ -101,10 +101,19 @@ def _describe(exc: Exception) -> str:
 class Client:
     """Async Bitbucket client: bounded concurrency, bounded retries, one global deadline."""
 
-    def __init__(self, api_url: str, auth: httpx.Auth | None, *, concurrency: int, deadline: float,
-                 retries: int = 4, request_timeout: float = 30.0, backoff: float = 0.5,
-                 observer: Callable[[httpx.Response], None] | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        api_url: str,
+        auth: httpx.Auth | None,
+        *,
+        concurrency: int,
+        deadline: float,
+        retries: int = 4,
+        request_timeout: float = 30.0,
+        backoff: float = 0.5,
+        observer: Callable[[httpx.Response], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
         self.api_url = api_url.rstrip("/")
         self.deadline = deadline
         self.retries, self.request_timeout, self.backoff = retries, request_timeout, backoff
@@ -112,7 +121,10 @@ class Client:
         self._observer = observer
         self._slots = asyncio.Semaphore(concurrency)
         self._http = httpx.AsyncClient(
-            auth=auth, follow_redirects=True, transport=transport, trust_env=False,
+            auth=auth,
+            follow_redirects=True,
+            transport=transport,
+            trust_env=False,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             headers={"Accept": "application/json", "User-Agent": "backup-readiness-pipe"},
         )
@@ -133,7 +145,7 @@ class Client:
         return path if path.startswith(("http://", "https://")) else f"{self.api_url}{path}"
 
     async def _pause(self, attempt: int, hint: float | None = None) -> None:
-        wait = hint if hint is not None else self.backoff * (2 ** attempt) * (0.5 + random.random())
+        wait = hint if hint is not None else self.backoff * (2**attempt) * (0.5 + random.random())
         wait = min(wait, 60.0, max(0.0, self.remaining() - 1.0))
         self.traffic.retries += 1
         await asyncio.sleep(wait)
@@ -154,8 +166,13 @@ class Client:
             self.traffic.requests += 1
             started = time.monotonic()
             response = await self._http.request(method, url, timeout=timeout, **kwargs)
-        log.debug("%s %s -> %s (%.0f ms)", method, response.request.url.copy_with(query=None),
-                  response.status_code, (time.monotonic() - started) * 1000)
+        log.debug(
+            "%s %s -> %s (%.0f ms)",
+            method,
+            response.request.url.copy_with(query=None),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
         self._note(response)
         return response
 
@@ -209,8 +226,9 @@ class Client:
             body = None
         return Reply(response.status_code, body, response.headers)
 
-    async def collect(self, path: str, params: Mapping[str, Any] | None = None,
-                      on_first: Callable[[Reply], None] | None = None) -> tuple[Reply, list[dict]]:
+    async def collect(
+        self, path: str, params: Mapping[str, Any] | None = None, on_first: Callable[[Reply], None] | None = None
+    ) -> tuple[Reply, list[dict]]:
         """Every item of a paged collection. Pages after the first are fetched side by side
         when the first page tells the size; otherwise `next` is followed, guarding loops."""
         query = {**(params or {}), "pagelen": MAX_PAGELEN}

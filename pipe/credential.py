@@ -25,9 +25,7 @@ CREATE_API_TOKEN = (
     "Create API token with scopes > app Bitbucket; then set BITBUCKET_EMAIL to your Atlassian "
     "account email and BITBUCKET_API_TOKEN to the token (as a secured variable)."
 )
-APP_PASSWORD_GONE = (
-    "App passwords were removed from Bitbucket Cloud on 2026-07-28 and no longer authenticate."
-)
+APP_PASSWORD_GONE = "App passwords were removed from Bitbucket Cloud on 2026-07-28 and no longer authenticate."
 
 
 class Kind(StrEnum):
@@ -41,8 +39,7 @@ class Kind(StrEnum):
 
     @property
     def title(self) -> str:
-        return {"api_token": "API token", "access_token": "access token",
-                "oauth": "OAuth consumer"}[self.value]
+        return {"api_token": "API token", "access_token": "access token", "oauth": "OAuth consumer"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -79,11 +76,21 @@ def _shape_problems(values: Mapping[str, str]) -> list[Problem]:
         if value is None:
             continue
         if value.strip() == "":
-            problems.append(Problem(name, "is set but empty.",
-                                    f"Check the repository or workspace variable that feeds {name}, or remove {name}."))
+            problems.append(
+                Problem(
+                    name,
+                    "is set but empty.",
+                    f"Check the repository or workspace variable that feeds {name}, or remove {name}.",
+                )
+            )
         elif re.search(r"\s", value):
-            problems.append(Problem(name, "contains whitespace or a line break (pasted with the value?).",
-                                    f"Paste the value of {name} again, without spaces or newlines."))
+            problems.append(
+                Problem(
+                    name,
+                    "contains whitespace or a line break (pasted with the value?).",
+                    f"Paste the value of {name} again, without spaces or newlines.",
+                )
+            )
     return problems
 
 
@@ -95,12 +102,22 @@ def _prefix_problems(values: Mapping[str, str]) -> list[Problem]:
             problems.append(Problem(name, f"holds an app password. {APP_PASSWORD_GONE}", CREATE_API_TOKEN))
     token = (values.get("BITBUCKET_API_TOKEN") or "").strip()
     if token.startswith("ATCTT"):
-        problems.append(Problem("BITBUCKET_API_TOKEN", "holds an access token, not an API token.",
-                                "Move it to BITBUCKET_ACCESS_TOKEN and remove BITBUCKET_EMAIL."))
+        problems.append(
+            Problem(
+                "BITBUCKET_API_TOKEN",
+                "holds an access token, not an API token.",
+                "Move it to BITBUCKET_ACCESS_TOKEN and remove BITBUCKET_EMAIL.",
+            )
+        )
     access = (values.get("BITBUCKET_ACCESS_TOKEN") or "").strip()
     if access.startswith("ATATT"):
-        problems.append(Problem("BITBUCKET_ACCESS_TOKEN", "holds an Atlassian API token, not an access token.",
-                                "Move it to BITBUCKET_API_TOKEN and set BITBUCKET_EMAIL to your Atlassian account email."))
+        problems.append(
+            Problem(
+                "BITBUCKET_ACCESS_TOKEN",
+                "holds an Atlassian API token, not an access token.",
+                "Move it to BITBUCKET_API_TOKEN and set BITBUCKET_EMAIL to your Atlassian account email.",
+            )
+        )
     return problems
 
 
@@ -108,17 +125,32 @@ def _identity_problems(values: Mapping[str, str]) -> list[Problem]:
     problems = []
     email, username = values.get("BITBUCKET_EMAIL"), values.get("BITBUCKET_USERNAME")
     if email and email.strip() and not EMAIL_RE.match(email.strip()):
-        problems.append(Problem("BITBUCKET_EMAIL", "does not look like an email address (a Bitbucket username?).",
-                                "API tokens authenticate the REST API with your Atlassian account email; "
-                                "put the username in BITBUCKET_USERNAME if git needs it."))
+        problems.append(
+            Problem(
+                "BITBUCKET_EMAIL",
+                "does not look like an email address (a Bitbucket username?).",
+                "API tokens authenticate the REST API with your Atlassian account email; "
+                "put the username in BITBUCKET_USERNAME if git needs it.",
+            )
+        )
     if username and "@" in username:
-        problems.append(Problem("BITBUCKET_USERNAME", "is an email address; git over HTTPS rejects emails.",
-                                "Set BITBUCKET_USERNAME to your Bitbucket username (bitbucket.org > Personal "
-                                "settings) or remove it to use x-bitbucket-api-token-auth; the email belongs "
-                                "in BITBUCKET_EMAIL."))
+        problems.append(
+            Problem(
+                "BITBUCKET_USERNAME",
+                "is an email address; git over HTTPS rejects emails.",
+                "Set BITBUCKET_USERNAME to your Bitbucket username (bitbucket.org > Personal "
+                "settings) or remove it to use x-bitbucket-api-token-auth; the email belongs "
+                "in BITBUCKET_EMAIL.",
+            )
+        )
     elif username and username.strip() and not USERNAME_RE.match(username.strip()):
-        problems.append(Problem("BITBUCKET_USERNAME", "is not a valid Bitbucket username.",
-                                "Use the username shown in bitbucket.org > Personal settings, or remove it."))
+        problems.append(
+            Problem(
+                "BITBUCKET_USERNAME",
+                "is not a valid Bitbucket username.",
+                "Use the username shown in bitbucket.org > Personal settings, or remove it.",
+            )
+        )
     return problems
 
 
@@ -133,22 +165,39 @@ def _selection_problems(values: Mapping[str, str]) -> list[Problem]:
     if not kinds:
         if values.get("BITBUCKET_USERNAME"):
             return [Problem("BITBUCKET_USERNAME", "is set, but no token is.", CREATE_API_TOKEN)]
-        return [Problem("BITBUCKET_API_TOKEN", "no credential is set.",
-                        "Set BITBUCKET_EMAIL + BITBUCKET_API_TOKEN, or BITBUCKET_ACCESS_TOKEN, or "
-                        "BITBUCKET_OAUTH_CLIENT_ID + BITBUCKET_OAUTH_CLIENT_SECRET, passing each from a "
-                        "secured variable in the pipe's variables block.")]
+        return [
+            Problem(
+                "BITBUCKET_API_TOKEN",
+                "no credential is set.",
+                "Set BITBUCKET_EMAIL + BITBUCKET_API_TOKEN, or BITBUCKET_ACCESS_TOKEN, or "
+                "BITBUCKET_OAUTH_CLIENT_ID + BITBUCKET_OAUTH_CLIENT_SECRET, passing each from a "
+                "secured variable in the pipe's variables block.",
+            )
+        ]
     if len(kinds) > 1:
         names = " and ".join("+".join(PAIRS[k]) for k in kinds)
-        return [Problem(PAIRS[kinds[0]][-1], f"more than one credential is set ({names}).",
-                        "Keep exactly one: the credential your backup product uses.")]
+        return [
+            Problem(
+                PAIRS[kinds[0]][-1],
+                f"more than one credential is set ({names}).",
+                "Keep exactly one: the credential your backup product uses.",
+            )
+        ]
     kind = kinds[0]
     missing = [n for n in PAIRS[kind] if not values.get(n)]
     if kind is Kind.API_TOKEN and missing == ["BITBUCKET_EMAIL"] and values.get("BITBUCKET_USERNAME"):
-        return [Problem("BITBUCKET_EMAIL", "is not set; an API token does not authenticate with a username.",
-                        "Set BITBUCKET_EMAIL to your Atlassian account email (the REST API rejects the "
-                        "Bitbucket username with 401).")]
-    return [Problem(name, f"is required with {' + '.join(n for n in PAIRS[kind] if n != name)}.",
-                    f"Set {name} as well.") for name in missing]
+        return [
+            Problem(
+                "BITBUCKET_EMAIL",
+                "is not set; an API token does not authenticate with a username.",
+                "Set BITBUCKET_EMAIL to your Atlassian account email (the REST API rejects the "
+                "Bitbucket username with 401).",
+            )
+        ]
+    return [
+        Problem(name, f"is required with {' + '.join(n for n in PAIRS[kind] if n != name)}.", f"Set {name} as well.")
+        for name in missing
+    ]
 
 
 def detect(values: Mapping[str, str]) -> Credential:
@@ -159,9 +208,12 @@ def detect(values: Mapping[str, str]) -> Credential:
         raise ConfigError(problems)
     kind = _kinds_given(values)[0]
     if kind is Kind.API_TOKEN:
-        return Credential(kind, values["BITBUCKET_API_TOKEN"], email=values["BITBUCKET_EMAIL"],
-                          username=values.get("BITBUCKET_USERNAME") or None)
+        return Credential(
+            kind,
+            values["BITBUCKET_API_TOKEN"],
+            email=values["BITBUCKET_EMAIL"],
+            username=values.get("BITBUCKET_USERNAME") or None,
+        )
     if kind is Kind.ACCESS_TOKEN:
         return Credential(kind, values["BITBUCKET_ACCESS_TOKEN"])
-    return Credential(kind, values["BITBUCKET_OAUTH_CLIENT_SECRET"],
-                      client_id=values["BITBUCKET_OAUTH_CLIENT_ID"])
+    return Credential(kind, values["BITBUCKET_OAUTH_CLIENT_SECRET"], client_id=values["BITBUCKET_OAUTH_CLIENT_ID"])

@@ -8,9 +8,9 @@ from enum import IntEnum
 
 class ExitCode(IntEnum):
     READY = 0
-    NOT_READY = 1        # permissions missing
-    CONFIGURATION = 2    # bad variables or a credential Bitbucket rejects
-    INCONCLUSIVE = 3     # the API failed, so a required check could not run
+    NOT_READY = 1  # permissions missing
+    CONFIGURATION = 2  # bad variables or a credential Bitbucket rejects
+    INCONCLUSIVE = 3  # the API failed, so a required check could not run
 
 
 @dataclass(frozen=True)

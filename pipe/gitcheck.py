@@ -55,13 +55,18 @@ def _interpret(code: int, stderr: str, slug: str, username: str) -> GitResult:
     answered = re.search(r"returned error: (\d{3})", stderr)
     status = answered.group(1) if answered else None
     if status == "403":
-        return GitResult("forbidden", slug, username,
-                         "git over HTTPS answered 403: the credential lacks repository read for git")
+        return GitResult(
+            "forbidden", slug, username, "git over HTTPS answered 403: the credential lacks repository read for git"
+        )
     if status == "401" or "authentication failed" in text or "could not read password" in text:
-        return GitResult("rejected", slug, username,
-                         f"git over HTTPS rejected the credential with git username '{username}' (401)")
-    why = f": the server answered {answered.group(1)}" if answered else (
-        ": the connection failed" if "reset" in text or "connection" in text else "")
+        return GitResult(
+            "rejected", slug, username, f"git over HTTPS rejected the credential with git username '{username}' (401)"
+        )
+    why = (
+        f": the server answered {answered.group(1)}"
+        if answered
+        else (": the connection failed" if "reset" in text or "connection" in text else "")
+    )
     return GitResult("failed", slug, username, f"git ls-remote failed (exit {code}){why}")
 
 
@@ -73,8 +78,9 @@ def _write_askpass(home: str) -> str:
     return path
 
 
-async def ls_remote(git_url: str, workspace: str, slug: str | None, username: str, secret: str,
-                    limit: float) -> GitResult:
+async def ls_remote(
+    git_url: str, workspace: str, slug: str | None, username: str, secret: str, limit: float
+) -> GitResult:
     """One retry when git fails for a reason other than the credential (a reset, a 5xx)."""
     deadline = time.monotonic() + limit
     result = await _ls_remote(git_url, workspace, slug, username, secret, limit)
@@ -83,8 +89,9 @@ async def ls_remote(git_url: str, workspace: str, slug: str | None, username: st
     return result
 
 
-async def _ls_remote(git_url: str, workspace: str, slug: str | None, username: str, secret: str,
-                     limit: float) -> GitResult:
+async def _ls_remote(
+    git_url: str, workspace: str, slug: str | None, username: str, secret: str, limit: float
+) -> GitResult:
     if not slug:
         return GitResult("skipped", None, username, "no repository to clone")
     if shutil.which("git") is None:
@@ -92,10 +99,21 @@ async def _ls_remote(git_url: str, workspace: str, slug: str | None, username: s
     with tempfile.TemporaryDirectory(prefix="backup-readiness-") as home:
         askpass = _write_askpass(home)
         process = await asyncio.create_subprocess_exec(
-            "git", "-c", "credential.helper=", "-c", "http.lowSpeedLimit=1", "-c", "http.lowSpeedTime=30",
-            "ls-remote", "--heads", repo_url(git_url, workspace, slug, username),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, env=_environment(askpass, secret, home))
+            "git",
+            "-c",
+            "credential.helper=",
+            "-c",
+            "http.lowSpeedLimit=1",
+            "-c",
+            "http.lowSpeedTime=30",
+            "ls-remote",
+            "--heads",
+            repo_url(git_url, workspace, slug, username),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=_environment(askpass, secret, home),
+        )
         try:
             _, stderr = await asyncio.wait_for(process.communicate(), limit)
         except TimeoutError:

@@ -67,7 +67,8 @@ async def _run(config: Config, credential: Credential, redactor: Redactor, start
             gather_evidence(config, credential, catalog, started, redactor.add),
             # The client stops at the deadline itself and reports which check it cut short;
             # this outer guard only catches what hangs past it.
-            timeout=max(1.0, config.timeout - (time.monotonic() - started)) + 2.0)
+            timeout=max(1.0, config.timeout - (time.monotonic() - started)) + 2.0,
+        )
     except TimeoutError:
         raise ApiUnavailable(f"The check did not finish within TIMEOUT ({config.timeout:g} s).") from None
     return evidence, assess(catalog, evidence, config.profile, config.require, config.check_restore)
@@ -84,15 +85,23 @@ def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> 
         evidence, assessment = asyncio.run(_run(config, credential, redactor, started))
         return document.build(config.workspace, config.profile, credential, evidence, assessment), config
     except ConfigError as exc:
-        failure = Failure(f"{len(exc.problems)} variable(s) need fixing; nothing was sent to Bitbucket.",
-                          "Fix the variables named above in the pipe's variables block.",
-                          ExitCode.CONFIGURATION, tuple(exc.problems))
+        failure = Failure(
+            f"{len(exc.problems)} variable(s) need fixing; nothing was sent to Bitbucket.",
+            "Fix the variables named above in the pipe's variables block.",
+            ExitCode.CONFIGURATION,
+            tuple(exc.problems),
+        )
         return document.build(workspace, profile, None, None, None, failure), None
     except (CredentialError, ApiUnavailable) as exc:
-        fix = getattr(exc, "fix", "Run the pipe again; if it keeps failing, check status.atlassian.com "
-                                  "and that the runner can reach BITBUCKET_API_URL.")
-        return document.build(config.workspace, config.profile, credential, None, None,
-                              Failure(exc.message, fix, exc.exit_code)), config
+        fix = getattr(
+            exc,
+            "fix",
+            "Run the pipe again; if it keeps failing, check status.atlassian.com "
+            "and that the runner can reach BITBUCKET_API_URL.",
+        )
+        return document.build(
+            config.workspace, config.profile, credential, None, None, Failure(exc.message, fix, exc.exit_code)
+        ), config
 
 
 def main(env: Mapping[str, str] | None = None) -> int:
@@ -106,8 +115,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
         doc, config = _evaluate(values, redactor, started)
     except Exception as exc:  # noqa: BLE001 - never a traceback: the log must stay readable and secret-free
         log.error("Internal error (%s): %s", type(exc).__name__, redactor(str(exc))[:300])
-        failure = Failure("The pipe failed unexpectedly.", "Run again with DEBUG: 'true' and report the log.",
-                          ExitCode.INCONCLUSIVE)
+        failure = Failure(
+            "The pipe failed unexpectedly.", "Run again with DEBUG: 'true' and report the log.", ExitCode.INCONCLUSIVE
+        )
         doc = document.build(values.get("WORKSPACE", ""), values.get("PROFILE", ""), None, None, None, failure)
         config = None
     doc = redactor.scrub(doc)  # reports, console and Code Insights all come from this document

@@ -133,8 +133,7 @@ def _auth(credential: Credential, token: str | None) -> httpx.Auth:
     return BearerAuth(token or credential.secret)
 
 
-async def oauth_token(config: Config, credential: Credential, evidence: ScopeEvidence,
-                      client: Client) -> str:
+async def oauth_token(config: Config, credential: Credential, evidence: ScopeEvidence, client: Client) -> str:
     """Client-credentials grant: the consumer's key and secret buy a Bearer token."""
     auth = httpx.BasicAuth(credential.client_id or "", credential.secret)
     try:
@@ -146,7 +145,8 @@ async def oauth_token(config: Config, credential: Credential, evidence: ScopeEvi
         raise CredentialError(
             f"Bitbucket refused the OAuth consumer's client credentials ({body.get('error', reply.status)}).",
             "Check BITBUCKET_OAUTH_CLIENT_ID (the consumer's Key) and BITBUCKET_OAUTH_CLIENT_SECRET; the "
-            "consumer must be private ('This is a private consumer') to allow the client-credentials grant.")
+            "consumer must be private ('This is a private consumer') to allow the client-credentials grant.",
+        )
     if not reply.ok:
         raise ApiUnavailable(f"The OAuth token endpoint answered {reply.status}.")
     evidence.learn(scopes.parse_list(body.get("scopes")), "OAuth token response")
@@ -159,14 +159,18 @@ def _rejected(credential: Credential) -> CredentialError:
             "Bitbucket rejected the API token (401).",
             "The token is invalid, expired or revoked, was created without Bitbucket scopes, or "
             "BITBUCKET_EMAIL is not the Atlassian account email of its owner (a Bitbucket username "
-            "does not work there). Create a new API token with scopes and update BITBUCKET_API_TOKEN.")
+            "does not work there). Create a new API token with scopes and update BITBUCKET_API_TOKEN.",
+        )
     if credential.kind is Kind.ACCESS_TOKEN:
         return CredentialError(
             "Bitbucket rejected the access token (401).",
             "The token is invalid, expired or revoked. Create a new one in the repository, project or "
-            "workspace settings (Security > Access tokens) and update BITBUCKET_ACCESS_TOKEN.")
-    return CredentialError("Bitbucket rejected the OAuth access token (401).",
-                           "Check the OAuth consumer's permissions and that it is still enabled.")
+            "workspace settings (Security > Access tokens) and update BITBUCKET_ACCESS_TOKEN.",
+        )
+    return CredentialError(
+        "Bitbucket rejected the OAuth access token (401).",
+        "Check the OAuth consumer's permissions and that it is still enabled.",
+    )
 
 
 async def _required(client: Client, path: str, what: str) -> Reply:
@@ -178,21 +182,25 @@ async def _required(client: Client, path: str, what: str) -> Reply:
 
 async def authenticate(client: Client, credential: Credential, workspace: str) -> tuple[Identity, list[ProbeResult]]:
     # Side by side: the two answers are independent, and a round trip saved is ~5% of a large run.
-    user, space = await asyncio.gather(_required(client, "/user", "authenticate"),
-                                       _required(client, f"/workspaces/{workspace}", "read the workspace"))
+    user, space = await asyncio.gather(
+        _required(client, "/user", "authenticate"), _required(client, f"/workspaces/{workspace}", "read the workspace")
+    )
     if user.status == 401:
         raise _rejected(credential)
     identity = Identity(None, None)
     if user.ok and isinstance(user.body, dict):
-        identity = Identity(user.body.get("display_name") or user.body.get("username") or user.body.get("nickname"),
-                            user.body.get("account_id"))
+        identity = Identity(
+            user.body.get("display_name") or user.body.get("username") or user.body.get("nickname"),
+            user.body.get("account_id"),
+        )
     if space.status == 401:
         raise _rejected(credential)
     if space.status == 404:
         raise CredentialError(
             f"Workspace '{workspace}' was not found, or this credential cannot see it.",
             "Check WORKSPACE (the ID in bitbucket.org/<workspace>/). An access token only sees the "
-            "workspace it was created in; a user must be a member of the workspace.")
+            "workspace it was created in; a user must be a member of the workspace.",
+        )
     return identity, [classify("GET /user", user), classify("GET /workspaces/{workspace}", space)]
 
 
@@ -232,8 +240,11 @@ class InventoryTask:
         if self.config.repositories:
             return self.config.repositories[0]
         repos = [v.get("slug") for v in self._values("repos") if v.get("slug")]
-        admin = [((v.get("repository") or {}).get("full_name") or "").rpartition("/")[2]
-                 for v in self._values("perms") if v.get("permission") == "admin"]
+        admin = [
+            ((v.get("repository") or {}).get("full_name") or "").rpartition("/")[2]
+            for v in self._values("perms")
+            if v.get("permission") == "admin"
+        ]
         for slug in admin:
             if slug in repos:
                 return slug
@@ -247,10 +258,15 @@ class InventoryTask:
         ws = self.config.workspace
         try:
             (listing, repos), (perm_reply, perms) = await asyncio.gather(
-                self.client.collect(f"/repositories/{ws}", {"fields": REPO_FIELDS},
-                                    lambda r: self._first_page("repos", r)),
-                self.client.collect(f"/user/workspaces/{ws}/permissions/repositories",
-                                    {"fields": PERM_FIELDS}, lambda r: self._first_page("perms", r)))
+                self.client.collect(
+                    f"/repositories/{ws}", {"fields": REPO_FIELDS}, lambda r: self._first_page("repos", r)
+                ),
+                self.client.collect(
+                    f"/user/workspaces/{ws}/permissions/repositories",
+                    {"fields": PERM_FIELDS},
+                    lambda r: self._first_page("perms", r),
+                ),
+            )
         except ApiFailure as exc:
             return Inventory(ProbeResult("GET /repositories/{workspace}", "failed", reason=exc.reason))
         finally:
@@ -275,7 +291,9 @@ class InventoryTask:
                 continue
             inventory.repositories.append(Repo(slug, full, known.get(full.lower(), default)))
         seen = {r.slug.lower() for r in inventory.repositories}
-        inventory.not_visible = [s for s in self.config.repositories if s not in seen] if listing.outcome == "ok" else []
+        inventory.not_visible = (
+            [s for s in self.config.repositories if s not in seen] if listing.outcome == "ok" else []
+        )
         return inventory
 
 
@@ -302,13 +320,19 @@ async def _scope_reveal(client: Client, evidence: ScopeEvidence, workspace: str,
         await client.get(_fill(SCOPE_REVEAL, workspace, repo), {"pagelen": 1})
 
 
-async def gather_evidence(config: Config, credential: Credential, catalog: Catalog,
-                          started: float, on_secret: Callable[[str], None]) -> Evidence:
+async def gather_evidence(
+    config: Config, credential: Credential, catalog: Catalog, started: float, on_secret: Callable[[str], None]
+) -> Evidence:
     evidence = ScopeEvidence()
-    client = Client(config.api_url, None, concurrency=config.concurrency,
-                    deadline=started + config.timeout, observer=evidence.observe,
-                    # One slow answer must not eat the whole TIMEOUT: each attempt gets a share of it.
-                    request_timeout=min(30.0, max(2.0, config.timeout / 4)))
+    client = Client(
+        config.api_url,
+        None,
+        concurrency=config.concurrency,
+        deadline=started + config.timeout,
+        observer=evidence.observe,
+        # One slow answer must not eat the whole TIMEOUT: each attempt gets a share of it.
+        request_timeout=min(30.0, max(2.0, config.timeout / 4)),
+    )
     async with client:
         token = await oauth_token(config, credential, evidence, client) if credential.kind is Kind.OAUTH else None
         if token:
@@ -317,8 +341,15 @@ async def gather_evidence(config: Config, credential: Credential, catalog: Catal
         return await _survey(client, config, credential, catalog, evidence, token, started)
 
 
-async def _survey(client: Client, config: Config, credential: Credential, catalog: Catalog,
-                  evidence: ScopeEvidence, token: str | None, started: float) -> Evidence:
+async def _survey(
+    client: Client,
+    config: Config,
+    credential: Credential,
+    catalog: Catalog,
+    evidence: ScopeEvidence,
+    token: str | None,
+    started: float,
+) -> Evidence:
     ws = config.workspace
     identity, first_probes = await authenticate(client, credential, ws)
     inventory_task = InventoryTask(client, config, evidence, credential.kind)
@@ -327,11 +358,27 @@ async def _survey(client: Client, config: Config, credential: Credential, catalo
     ops = _probe_operations(catalog, credential)
     results = await asyncio.gather(
         *(_probe(client, op, ws, repo) for op in ops),
-        ls_remote(config.git_url, ws, repo, credential.git_username, token or credential.secret,
-                  limit=max(1.0, min(60.0, client.remaining()))),
-        _scope_reveal(client, evidence, ws, repo))
+        ls_remote(
+            config.git_url,
+            ws,
+            repo,
+            credential.git_username,
+            token or credential.secret,
+            limit=max(1.0, min(60.0, client.remaining())),
+        ),
+        _scope_reveal(client, evidence, ws, repo),
+    )
     inventory = await inventory_job
     probes: dict[str, Any] = {p.operation: p for p in first_probes}
-    probes.update({p.operation: p for p in results[:len(ops)]})
-    return Evidence(credential, ws, identity, evidence, inventory, probes, results[len(ops)],
-                    client.traffic, time.monotonic() - started)
+    probes.update({p.operation: p for p in results[: len(ops)]})
+    return Evidence(
+        credential,
+        ws,
+        identity,
+        evidence,
+        inventory,
+        probes,
+        results[len(ops)],
+        client.traffic,
+        time.monotonic() - started,
+    )

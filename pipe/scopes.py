@@ -30,11 +30,24 @@ CLASSIC_IMPLIES: dict[str, frozenset[str]] = {
 
 # Classic scopes an access token can hold at all (repository, project and workspace tokens).
 # Account, email, snippet, issue and wiki scopes do not exist for them.
-ACCESS_TOKEN_GRANTABLE: frozenset[str] = frozenset({
-    "repository", "repository:write", "repository:admin", "repository:delete",
-    "pullrequest", "pullrequest:write", "webhook", "pipeline", "pipeline:write",
-    "pipeline:variable", "runner", "runner:write", "project", "project:admin",
-})
+ACCESS_TOKEN_GRANTABLE: frozenset[str] = frozenset(
+    {
+        "repository",
+        "repository:write",
+        "repository:admin",
+        "repository:delete",
+        "pullrequest",
+        "pullrequest:write",
+        "webhook",
+        "pipeline",
+        "pipeline:write",
+        "pipeline:variable",
+        "runner",
+        "runner:write",
+        "project",
+        "project:admin",
+    }
+)
 
 # What the person sees next to the checkbox, so guidance names the box to tick.
 CLASSIC_LABELS: dict[str, str] = {

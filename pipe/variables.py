@@ -18,17 +18,38 @@ from pipe.errors import ConfigError, Problem
 from pipe.redaction import ATLASSIAN_TOKEN, SECRET_VARIABLES
 
 CREDENTIAL_VARIABLES = (
-    "BITBUCKET_EMAIL", "BITBUCKET_API_TOKEN", "BITBUCKET_USERNAME", "BITBUCKET_ACCESS_TOKEN",
-    "BITBUCKET_OAUTH_CLIENT_ID", "BITBUCKET_OAUTH_CLIENT_SECRET", "BITBUCKET_APP_PASSWORD",
+    "BITBUCKET_EMAIL",
+    "BITBUCKET_API_TOKEN",
+    "BITBUCKET_USERNAME",
+    "BITBUCKET_ACCESS_TOKEN",
+    "BITBUCKET_OAUTH_CLIENT_ID",
+    "BITBUCKET_OAUTH_CLIENT_SECRET",
+    "BITBUCKET_APP_PASSWORD",
 )
 SETTING_VARIABLES = (
-    "WORKSPACE", "PROFILE", "REQUIRE", "CHECK_RESTORE", "REPOSITORIES", "CONCURRENCY", "TIMEOUT",
-    "CODE_INSIGHTS", "CODE_INSIGHTS_PROXY", "OUTPUT_JSON", "BITBUCKET_API_URL", "BITBUCKET_GIT_URL",
-    "BITBUCKET_OAUTH_TOKEN_URL", "DEBUG", "NO_COLOR",
+    "WORKSPACE",
+    "PROFILE",
+    "REQUIRE",
+    "CHECK_RESTORE",
+    "REPOSITORIES",
+    "CONCURRENCY",
+    "TIMEOUT",
+    "CODE_INSIGHTS",
+    "CODE_INSIGHTS_PROXY",
+    "OUTPUT_JSON",
+    "BITBUCKET_API_URL",
+    "BITBUCKET_GIT_URL",
+    "BITBUCKET_OAUTH_TOKEN_URL",
+    "DEBUG",
+    "NO_COLOR",
 )
 PIPELINES_VARIABLES = (
-    "BITBUCKET_WORKSPACE", "BITBUCKET_REPO_SLUG", "BITBUCKET_COMMIT", "BITBUCKET_BUILD_NUMBER",
-    "BITBUCKET_REPO_OWNER", "CI",
+    "BITBUCKET_WORKSPACE",
+    "BITBUCKET_REPO_SLUG",
+    "BITBUCKET_COMMIT",
+    "BITBUCKET_BUILD_NUMBER",
+    "BITBUCKET_REPO_OWNER",
+    "CI",
 )
 SCHEMA: dict[str, dict] = {
     name: {"type": "string", "required": False}
@@ -105,8 +126,11 @@ class _Reader:
         except ValueError:
             number = None
         if number is None or not low <= number <= high:
-            self.problem(name, f"must be a number from {low:g} to {high:g}.",
-                         f'Set {name} to a plain number, e.g. {name}: "{default:g}".')
+            self.problem(
+                name,
+                f"must be a number from {low:g} to {high:g}.",
+                f'Set {name} to a plain number, e.g. {name}: "{default:g}".',
+            )
             return default
         return number
 
@@ -117,8 +141,11 @@ class _Reader:
             self.problem(name, "must be an http:// or https:// URL.", f"Remove {name} to use {default}.")
         elif parts.username or parts.password:
             # The URL itself is never echoed: it may carry a secret.
-            self.problem(name, "must not contain a user name or password.",
-                         "Put credentials in the credential variables, never in a URL.")
+            self.problem(
+                name,
+                "must not contain a user name or password.",
+                "Put credentials in the credential variables, never in a URL.",
+            )
         return value.strip().rstrip("/")
 
     def listing(self, name: str) -> tuple[str, ...]:
@@ -143,15 +170,23 @@ def _is_a_secret(reader: _Reader, value: str) -> bool:
 def _workspace(reader: _Reader) -> str:
     workspace = (reader.raw("WORKSPACE") or reader.raw("BITBUCKET_WORKSPACE") or "").strip()
     if not workspace:
-        reader.problem("WORKSPACE", "is not set, and BITBUCKET_WORKSPACE is not available.",
-                       "Set WORKSPACE to the workspace ID from bitbucket.org/<workspace>/.")
+        reader.problem(
+            "WORKSPACE",
+            "is not set, and BITBUCKET_WORKSPACE is not available.",
+            "Set WORKSPACE to the workspace ID from bitbucket.org/<workspace>/.",
+        )
     elif ATLASSIAN_TOKEN.search(workspace) or _is_a_secret(reader, workspace):  # never sent or echoed
-        reader.problem("WORKSPACE", "holds a token or secret, not a workspace ID.",
-                       "Set WORKSPACE to the ID from bitbucket.org/<workspace>/ and move the token to its "
-                       "credential variable.")
+        reader.problem(
+            "WORKSPACE",
+            "holds a token or secret, not a workspace ID.",
+            "Set WORKSPACE to the ID from bitbucket.org/<workspace>/ and move the token to its credential variable.",
+        )
     elif not WORKSPACE_RE.match(workspace):
-        reader.problem("WORKSPACE", "is not a valid workspace ID (letters, digits, - and _ only).",
-                       "Use the ID from the workspace URL, bitbucket.org/<workspace>/.")
+        reader.problem(
+            "WORKSPACE",
+            "is not a valid workspace ID (letters, digits, - and _ only).",
+            "Use the ID from the workspace URL, bitbucket.org/<workspace>/.",
+        )
     return workspace
 
 
@@ -162,8 +197,11 @@ def _repositories(reader: _Reader, workspace: str) -> tuple[str, ...]:
         secret = bool(ATLASSIAN_TOKEN.search(item)) or _is_a_secret(reader, item)
         if (owner and owner != workspace) or not SLUG_RE.match(slug) or secret:
             shown = "an entry (a token or secret?)" if secret else f"entry {item[:80]!r}"
-            reader.problem("REPOSITORIES", f"{shown} is not a repository of {workspace}.",
-                           "List repository slugs (my-repo) or full names (workspace/my-repo).")
+            reader.problem(
+                "REPOSITORIES",
+                f"{shown} is not a repository of {workspace}.",
+                "List repository slugs (my-repo) or full names (workspace/my-repo).",
+            )
             continue
         slugs.append(slug.lower())
     return tuple(dict.fromkeys(slugs))
@@ -173,19 +211,16 @@ def _profile(reader: _Reader, profiles: tuple[str, ...], categories: tuple[str, 
     profile = (reader.raw("PROFILE") or DEFAULT_PROFILE).strip().lower()
     if profile not in profiles:
         shown = repr(profile) if PLAIN_ID_RE.match(profile) else "the value"  # never echo a pasted secret
-        reader.problem("PROFILE", f"{shown} is not a known profile.",
-                       f"Use one of: {', '.join(profiles)}.")
+        reader.problem("PROFILE", f"{shown} is not a known profile.", f"Use one of: {', '.join(profiles)}.")
     require = tuple(item.lower() for item in reader.listing("REQUIRE"))
     unknown = [item for item in require if item not in categories]
     if unknown:
         shown = ", ".join(repr(u) if PLAIN_ID_RE.match(u) else "(a value that is not an id)" for u in unknown)
-        reader.problem("REQUIRE", f"unknown category {shown}.",
-                       f"Use ids from: {', '.join(categories)}.")
+        reader.problem("REQUIRE", f"unknown category {shown}.", f"Use ids from: {', '.join(categories)}.")
     return profile, tuple(r for r in require if r in categories)
 
 
-def read_config(values: Mapping[str, str], profiles: tuple[str, ...],
-                categories: tuple[str, ...]) -> Config:
+def read_config(values: Mapping[str, str], profiles: tuple[str, ...], categories: tuple[str, ...]) -> Config:
     """Parse the variables; raise ConfigError listing every problem found."""
     reader = _Reader(values)
     workspace = _workspace(reader)

@@ -27,14 +27,28 @@ OAUTH_SECRET = "canaryOauthSecretValue9Xm2Qr7Lp4Zt8Vk1Wn5"
 SECRETS = (API_TOKEN, ACCESS_TOKEN, OAUTH_SECRET)
 
 # Every read scope a full backup needs, in each vocabulary.
-ALL_READ = ["read:user:bitbucket", "read:workspace:bitbucket", "read:repository:bitbucket",
-            "admin:repository:bitbucket", "read:project:bitbucket", "read:pullrequest:bitbucket",
-            "read:pipeline:bitbucket", "read:webhook:bitbucket", "read:snippet:bitbucket"]
-ALL_WRITE = ["write:repository:bitbucket", "admin:project:bitbucket", "write:pullrequest:bitbucket",
-             "admin:pipeline:bitbucket", "write:pipeline:bitbucket", "write:webhook:bitbucket",
-             "write:snippet:bitbucket", "write:ssh-key:bitbucket"]
-CLASSIC_READ = ["account", "repository", "repository:admin", "project", "pullrequest", "pipeline",
-                "webhook", "snippet"]
+ALL_READ = [
+    "read:user:bitbucket",
+    "read:workspace:bitbucket",
+    "read:repository:bitbucket",
+    "admin:repository:bitbucket",
+    "read:project:bitbucket",
+    "read:pullrequest:bitbucket",
+    "read:pipeline:bitbucket",
+    "read:webhook:bitbucket",
+    "read:snippet:bitbucket",
+]
+ALL_WRITE = [
+    "write:repository:bitbucket",
+    "admin:project:bitbucket",
+    "write:pullrequest:bitbucket",
+    "admin:pipeline:bitbucket",
+    "write:pipeline:bitbucket",
+    "write:webhook:bitbucket",
+    "write:snippet:bitbucket",
+    "write:ssh-key:bitbucket",
+]
+CLASSIC_READ = ["account", "repository", "repository:admin", "project", "pullrequest", "pipeline", "webhook", "snippet"]
 
 
 def workspace(n: int = 6, git: int = 2, slug: str = "acme") -> Workspace:
@@ -43,8 +57,14 @@ def workspace(n: int = 6, git: int = 2, slug: str = "acme") -> Workspace:
 
 
 def api_token(scopes: list[str] | None = None, **kwargs: Any) -> Credential:
-    return Credential("api_token", API_TOKEN, list(ALL_READ if scopes is None else scopes),
-                      email=EMAIL, username="acme-backup", **kwargs)
+    return Credential(
+        "api_token",
+        API_TOKEN,
+        list(ALL_READ if scopes is None else scopes),
+        email=EMAIL,
+        username="acme-backup",
+        **kwargs,
+    )
 
 
 def access_token(scopes: list[str] | None = None, **kwargs: Any) -> Credential:
@@ -54,8 +74,9 @@ def access_token(scopes: list[str] | None = None, **kwargs: Any) -> Credential:
 
 
 def oauth(scopes: list[str] | None = None, **kwargs: Any) -> Credential:
-    return Credential("oauth", OAUTH_SECRET, list(scopes or CLASSIC_READ), client_id=OAUTH_ID,
-                      username="acme-backup", **kwargs)
+    return Credential(
+        "oauth", OAUTH_SECRET, list(scopes or CLASSIC_READ), client_id=OAUTH_ID, username="acme-backup", **kwargs
+    )
 
 
 def credential_env(cred: Credential) -> dict[str, str]:
@@ -69,8 +90,11 @@ def credential_env(cred: Credential) -> dict[str, str]:
 
 
 def simulator_env(sim: Simulator) -> dict[str, str]:
-    return {"BITBUCKET_API_URL": sim.api_url, "BITBUCKET_GIT_URL": sim.git_url,
-            "BITBUCKET_OAUTH_TOKEN_URL": sim.oauth_token_url}
+    return {
+        "BITBUCKET_API_URL": sim.api_url,
+        "BITBUCKET_GIT_URL": sim.git_url,
+        "BITBUCKET_OAUTH_TOKEN_URL": sim.oauth_token_url,
+    }
 
 
 @dataclass

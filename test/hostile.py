@@ -115,8 +115,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def tamper(sim: Simulator, path: str, answer: Callable[[Incoming, Response], Response | None],
-           method: str = "GET", times: int = -1) -> None:
+def tamper(
+    sim: Simulator,
+    path: str,
+    answer: Callable[[Incoming, Response], Response | None],
+    method: str = "GET",
+    times: int = -1,
+) -> None:
     """Replace the simulator's answer to requests whose path matches `path` (a regex)."""
     left = [times]
 
@@ -140,7 +145,8 @@ def rewrite(sim: Simulator, path: str, change: BodyRewrite, method: str = "GET",
     tamper(sim, path, answer, method, times)
 
 
-def raw(status: int, body: bytes, content_type: str | None = "application/json",
-        headers: dict[str, str] | None = None) -> Callable[[Incoming, Response], Response]:
+def raw(
+    status: int, body: bytes, content_type: str | None = "application/json", headers: dict[str, str] | None = None
+) -> Callable[[Incoming, Response], Response]:
     """An answer of exactly these bytes (a bomb, a broken document, an HTML page)."""
     return lambda req, response: Response(status, body, content_type, dict(headers or {}))

@@ -22,8 +22,10 @@ CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "all-three": ({**API, **ACCESS, **OAUTH}, ("BITBUCKET_API_TOKEN", "BITBUCKET_ACCESS_TOKEN")),
     "email-without-token": ({"BITBUCKET_EMAIL": EMAIL}, ("BITBUCKET_API_TOKEN",)),
     "token-without-email": ({"BITBUCKET_API_TOKEN": API_TOKEN}, ("BITBUCKET_EMAIL",)),
-    "token-with-username-only": ({"BITBUCKET_API_TOKEN": API_TOKEN, "BITBUCKET_USERNAME": "acme-backup"},
-                                 ("BITBUCKET_EMAIL",)),
+    "token-with-username-only": (
+        {"BITBUCKET_API_TOKEN": API_TOKEN, "BITBUCKET_USERNAME": "acme-backup"},
+        ("BITBUCKET_EMAIL",),
+    ),
     "client-id-without-secret": ({"BITBUCKET_OAUTH_CLIENT_ID": OAUTH_ID}, ("BITBUCKET_OAUTH_CLIENT_SECRET",)),
     "secret-without-client-id": ({"BITBUCKET_OAUTH_CLIENT_SECRET": OAUTH_SECRET}, ("BITBUCKET_OAUTH_CLIENT_ID",)),
     "username-without-token": ({"BITBUCKET_USERNAME": "acme-backup"}, ("BITBUCKET_USERNAME",)),
@@ -34,36 +36,50 @@ CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "empty-oauth-secret": ({**OAUTH, "BITBUCKET_OAUTH_CLIENT_SECRET": ""}, ("BITBUCKET_OAUTH_CLIENT_SECRET",)),
     "token-leading-space": ({**API, "BITBUCKET_API_TOKEN": " " + API_TOKEN}, ("BITBUCKET_API_TOKEN",)),
     "token-trailing-newline": ({**API, "BITBUCKET_API_TOKEN": API_TOKEN + "\n"}, ("BITBUCKET_API_TOKEN",)),
-    "token-inner-space": ({**API, "BITBUCKET_API_TOKEN": API_TOKEN[:20] + " " + API_TOKEN[20:]},
-                          ("BITBUCKET_API_TOKEN",)),
-    "token-inner-newline": ({**API, "BITBUCKET_API_TOKEN": API_TOKEN[:20] + "\n" + API_TOKEN[20:]},
-                            ("BITBUCKET_API_TOKEN",)),
+    "token-inner-space": (
+        {**API, "BITBUCKET_API_TOKEN": API_TOKEN[:20] + " " + API_TOKEN[20:]},
+        ("BITBUCKET_API_TOKEN",),
+    ),
+    "token-inner-newline": (
+        {**API, "BITBUCKET_API_TOKEN": API_TOKEN[:20] + "\n" + API_TOKEN[20:]},
+        ("BITBUCKET_API_TOKEN",),
+    ),
     "access-token-trailing-crlf": ({"BITBUCKET_ACCESS_TOKEN": ACCESS_TOKEN + "\r\n"}, ("BITBUCKET_ACCESS_TOKEN",)),
-    "oauth-secret-inner-tab": ({**OAUTH, "BITBUCKET_OAUTH_CLIENT_SECRET": OAUTH_SECRET[:9] + "\t" + OAUTH_SECRET[9:]},
-                               ("BITBUCKET_OAUTH_CLIENT_SECRET",)),
+    "oauth-secret-inner-tab": (
+        {**OAUTH, "BITBUCKET_OAUTH_CLIENT_SECRET": OAUTH_SECRET[:9] + "\t" + OAUTH_SECRET[9:]},
+        ("BITBUCKET_OAUTH_CLIENT_SECRET",),
+    ),
     "email-trailing-space": ({**API, "BITBUCKET_EMAIL": EMAIL + " "}, ("BITBUCKET_EMAIL",)),
     "username-as-email": ({**API, "BITBUCKET_EMAIL": "acme-backup"}, ("BITBUCKET_EMAIL",)),
     "email-as-username": ({**API, "BITBUCKET_USERNAME": EMAIL}, ("BITBUCKET_USERNAME",)),
-    "app-password-variable": ({"BITBUCKET_USERNAME": "acme-backup", "BITBUCKET_APP_PASSWORD": APP_PASSWORD},
-                              ("BITBUCKET_APP_PASSWORD",)),
+    "app-password-variable": (
+        {"BITBUCKET_USERNAME": "acme-backup", "BITBUCKET_APP_PASSWORD": APP_PASSWORD},
+        ("BITBUCKET_APP_PASSWORD",),
+    ),
     "app-password-beside-api-token": ({**API, "BITBUCKET_APP_PASSWORD": APP_PASSWORD}, ("BITBUCKET_APP_PASSWORD",)),
     "app-password-in-api-token": ({**API, "BITBUCKET_API_TOKEN": APP_PASSWORD}, ("BITBUCKET_API_TOKEN",)),
     "app-password-in-access-token": ({"BITBUCKET_ACCESS_TOKEN": APP_PASSWORD}, ("BITBUCKET_ACCESS_TOKEN",)),
-    "app-password-in-oauth-secret": ({**OAUTH, "BITBUCKET_OAUTH_CLIENT_SECRET": APP_PASSWORD},
-                                     ("BITBUCKET_OAUTH_CLIENT_SECRET",)),
+    "app-password-in-oauth-secret": (
+        {**OAUTH, "BITBUCKET_OAUTH_CLIENT_SECRET": APP_PASSWORD},
+        ("BITBUCKET_OAUTH_CLIENT_SECRET",),
+    ),
     "access-token-in-api-token": ({**API, "BITBUCKET_API_TOKEN": ACCESS_TOKEN}, ("BITBUCKET_API_TOKEN",)),
     "api-token-in-access-token": ({"BITBUCKET_ACCESS_TOKEN": API_TOKEN}, ("BITBUCKET_ACCESS_TOKEN",)),
     "unknown-profile": ({**API, "PROFILE": "nightly-backup"}, ("PROFILE",)),
     "yaml-looking-profile": ({**API, "PROFILE": "[abc"}, ("PROFILE",)),
     "unknown-require": ({**API, "REQUIRE": "issues-and-stuff"}, ("REQUIRE",)),
-    "unknown-require-list": ({**API, "REQUIRE_COUNT": "2", "REQUIRE_0": "pull-requests", "REQUIRE_1": "wikis2"},
-                             ("REQUIRE",)),
+    "unknown-require-list": (
+        {**API, "REQUIRE_COUNT": "2", "REQUIRE_0": "pull-requests", "REQUIRE_1": "wikis2"},
+        ("REQUIRE",),
+    ),
     "require-count-not-a-number": ({**API, "REQUIRE_COUNT": "two"}, ("REQUIRE_COUNT",)),
     "repository-of-other-workspace": ({**API, "REPOSITORIES": "other/repo-0001"}, ("REPOSITORIES",)),
     "repository-illegal-characters": ({**API, "REPOSITORIES": "repo$0001"}, ("REPOSITORIES",)),
     "repository-too-many-slashes": ({**API, "REPOSITORIES": "acme/repo-0001/extra"}, ("REPOSITORIES",)),
-    "repository-list-bad-item": ({**API, "REPOSITORIES_COUNT": "2", "REPOSITORIES_0": "repo-0001",
-                                  "REPOSITORIES_1": "x/y/z"}, ("REPOSITORIES",)),
+    "repository-list-bad-item": (
+        {**API, "REPOSITORIES_COUNT": "2", "REPOSITORIES_0": "repo-0001", "REPOSITORIES_1": "x/y/z"},
+        ("REPOSITORIES",),
+    ),
     "repositories-count-not-a-number": ({**API, "REPOSITORIES_COUNT": "many"}, ("REPOSITORIES_COUNT",)),
     "concurrency-not-a-number": ({**API, "CONCURRENCY": "fast"}, ("CONCURRENCY",)),
     "concurrency-zero": ({**API, "CONCURRENCY": "0"}, ("CONCURRENCY",)),
@@ -76,12 +92,15 @@ CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "timeout-nan": ({**API, "TIMEOUT": "nan"}, ("TIMEOUT",)),
     "api-url-ftp": ({**API, "BITBUCKET_API_URL": "ftp://api.bitbucket.org/2.0"}, ("BITBUCKET_API_URL",)),
     "api-url-bare-host": ({**API, "BITBUCKET_API_URL": "api.bitbucket.org"}, ("BITBUCKET_API_URL",)),
-    "api-url-with-password": ({**API, "BITBUCKET_API_URL": f"https://me:{URL_PASSWORD}@api.bitbucket.org/2.0"},
-                              ("BITBUCKET_API_URL",)),
+    "api-url-with-password": (
+        {**API, "BITBUCKET_API_URL": f"https://me:{URL_PASSWORD}@api.bitbucket.org/2.0"},
+        ("BITBUCKET_API_URL",),
+    ),
     "git-url-ftp": ({**API, "BITBUCKET_GIT_URL": "ftp://bitbucket.org"}, ("BITBUCKET_GIT_URL",)),
-    "token-url-with-password": ({**OAUTH, "BITBUCKET_OAUTH_TOKEN_URL":
-                                 f"https://me:{URL_PASSWORD}@bitbucket.org/site/oauth2/access_token"},
-                                ("BITBUCKET_OAUTH_TOKEN_URL",)),
+    "token-url-with-password": (
+        {**OAUTH, "BITBUCKET_OAUTH_TOKEN_URL": f"https://me:{URL_PASSWORD}@bitbucket.org/site/oauth2/access_token"},
+        ("BITBUCKET_OAUTH_TOKEN_URL",),
+    ),
     "workspace-illegal-characters": ({**API, "WORKSPACE": "acme corp!"}, ("WORKSPACE",)),
     "workspace-with-slash": ({**API, "WORKSPACE": "acme/repo"}, ("WORKSPACE",)),
     "workspace-is-the-oauth-secret": ({**OAUTH, "WORKSPACE": OAUTH_SECRET}, ("WORKSPACE",)),
@@ -134,9 +153,20 @@ def test_a_url_with_a_password_is_never_echoed(sim, run_pipe, name):
 
 
 def test_several_problems_are_listed_in_one_run(sim, run_pipe):
-    run = run_pipe(sim, None, **{**API, "BITBUCKET_ACCESS_TOKEN": API_TOKEN, "PROFILE": "[abc",
-                                 "TIMEOUT": "soon", "CONCURRENCY": "0", "CHECK_RESTORE": "maybe",
-                                 "REPOSITORIES": "other/repo", "WORKSPACE": "acme"})
+    run = run_pipe(
+        sim,
+        None,
+        **{
+            **API,
+            "BITBUCKET_ACCESS_TOKEN": API_TOKEN,
+            "PROFILE": "[abc",
+            "TIMEOUT": "soon",
+            "CONCURRENCY": "0",
+            "CHECK_RESTORE": "maybe",
+            "REPOSITORIES": "other/repo",
+            "WORKSPACE": "acme",
+        },
+    )
     names = ("BITBUCKET_ACCESS_TOKEN", "PROFILE", "TIMEOUT", "CONCURRENCY", "CHECK_RESTORE", "REPOSITORIES")
     assert_refused(run, sim, names)
     listed = {p["variable"] for p in run.report["error"]["problems"]}

@@ -43,7 +43,13 @@ def test_every_profile_names_known_categories():
 
 def test_the_seed_profile_requires_what_xopero_lists():
     assert set(CATALOG.profiles["xopero-one"].backup) >= {
-        "account", "repositories", "repository-admin", "projects", "pull-requests", "pipelines"}
+        "account",
+        "repositories",
+        "repository-admin",
+        "projects",
+        "pull-requests",
+        "pipelines",
+    }
 
 
 def test_issues_and_wikis_are_retired_and_every_other_category_can_be_probed():

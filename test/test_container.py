@@ -60,8 +60,11 @@ def base_image(docker_client):
     try:
         return docker_client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
-        pytest.fail(f"base image {BASE_IMAGE} is missing: run `make docker` "
-                    "(scripts/docker-setup.sh pulls it or builds the local stand-in)", pytrace=False)
+        pytest.fail(
+            f"base image {BASE_IMAGE} is missing: run `make docker` "
+            "(scripts/docker-setup.sh pulls it or builds the local stand-in)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -113,10 +116,10 @@ def test_added_layers_are_small(image, base_image):
     base_history = base_image.history()
     assert len(history) > len(base_history)
     # The final stage starts FROM the base, so the oldest entries are the base's own.
-    assert [h["Id"] for h in history[-len(base_history):]] == [h["Id"] for h in base_history]
+    assert [h["Id"] for h in history[-len(base_history) :]] == [h["Id"] for h in base_history]
     added = history[: len(history) - len(base_history)]
     added_bytes = sum(h["Size"] for h in added)
-    detail = "\n".join(f'{h["Size"] / 1e6:8.1f} MB  {h["CreatedBy"][:100]}' for h in added)
+    detail = "\n".join(f"{h['Size'] / 1e6:8.1f} MB  {h['CreatedBy'][:100]}" for h in added)
     assert added_bytes < MAX_ADDED_BYTES, f"pipe layers total {added_bytes / 1e6:.1f} MB:\n{detail}"
 
 
@@ -125,8 +128,11 @@ def test_no_secret_in_history_or_env(image):
     history_text = "\n".join(h.get("CreatedBy") or "" for h in image.history())  # untruncated
     env = image.attrs["Config"].get("Env") or []
     labels = image.attrs["Config"].get("Labels") or {}
-    for where, text in [("history", history_text), ("Config.Env", "\n".join(env)),
-                        ("Config.Labels", "\n".join(f"{k}={v}" for k, v in labels.items()))]:
+    for where, text in [
+        ("history", history_text),
+        ("Config.Env", "\n".join(env)),
+        ("Config.Labels", "\n".join(f"{k}={v}" for k, v in labels.items())),
+    ]:
         for pattern in SECRET_PATTERNS:
             match = pattern.search(text)
             assert match is None, f"{where} contains something token-like: {match.group(0)[:12]}..."

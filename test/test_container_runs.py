@@ -38,8 +38,13 @@ def run_image(docker_client, image, sim, workdir: Path, env: dict[str, str]) -> 
     environment.update(simulator_env(sim) if sim else {})
     environment.update(env)
     container = docker_client.containers.run(
-        image.id, environment=environment, network_mode="host", detach=True, working_dir=CLONE_DIR,
-        volumes={str(workdir): {"bind": CLONE_DIR, "mode": "rw"}})
+        image.id,
+        environment=environment,
+        network_mode="host",
+        detach=True,
+        working_dir=CLONE_DIR,
+        volumes={str(workdir): {"bind": CLONE_DIR, "mode": "rw"}},
+    )
     try:
         code = container.wait(timeout=120)["StatusCode"]
         return code, container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
@@ -50,31 +55,57 @@ def run_image(docker_client, image, sim, workdir: Path, env: dict[str, str]) -> 
 def leaks(text: str) -> list[str]:
     found = []
     for secret in (API_TOKEN, ACCESS_TOKEN, OAUTH_SECRET):
-        forms = [secret, base64.b64encode(secret.encode()).decode(),
-                 base64.b64encode(f"{EMAIL}:{secret}".encode()).decode()]
-        forms += [secret[i:i + 8] for i in range(len(secret) - 7)]
+        forms = [
+            secret,
+            base64.b64encode(secret.encode()).decode(),
+            base64.b64encode(f"{EMAIL}:{secret}".encode()).decode(),
+        ]
+        forms += [secret[i : i + 8] for i in range(len(secret) - 7)]
         found += [form for form in forms if form in text]
     return found
 
 
-@pytest.mark.parametrize(("name", "make", "variables", "expected"), [
-    ("api token, complete", lambda: api_token(), {}, 0),
-    ("api token, no pull requests", lambda: api_token(NO_PULLS), {}, 1),
-    ("workspace access token", lambda: access_token(["repository", "repository:admin", "pullrequest",
-                                                      "pipeline", "project"]), {}, 0),
-    ("oauth consumer", lambda: oauth(), {}, 0),
-    ("api token, username for email", lambda: api_token(), {"BITBUCKET_EMAIL": "acme-backup"}, 2),
-    ("api token, email as git username", lambda: api_token(), {"BITBUCKET_USERNAME": EMAIL}, 2),
-    ("api token, newline pasted", lambda: api_token(), {"BITBUCKET_API_TOKEN": API_TOKEN + "\n"}, 2),
-    ("app password", lambda: api_token(), {"BITBUCKET_API_TOKEN": "", "BITBUCKET_EMAIL": "",
-                                           "BITBUCKET_APP_PASSWORD": "ATBBcanaryAppPassword123456"}, 2),
-    ("app password in the API token variable", lambda: api_token(),
-     {"BITBUCKET_API_TOKEN": "ATBBcanaryAppPassword123456"}, 2),
-    ("access token in the API token variable", lambda: api_token(), {"BITBUCKET_API_TOKEN": ACCESS_TOKEN}, 2),
-    ("two credential kinds", lambda: api_token(), {"BITBUCKET_ACCESS_TOKEN": ACCESS_TOKEN}, 2),
-])
-def test_each_credential_kind_in_the_container(docker_client, image, start, tmp_path, name, make, variables,  # noqa: F811
-                                               expected):
+@pytest.mark.parametrize(
+    ("name", "make", "variables", "expected"),
+    [
+        ("api token, complete", lambda: api_token(), {}, 0),
+        ("api token, no pull requests", lambda: api_token(NO_PULLS), {}, 1),
+        (
+            "workspace access token",
+            lambda: access_token(["repository", "repository:admin", "pullrequest", "pipeline", "project"]),
+            {},
+            0,
+        ),
+        ("oauth consumer", lambda: oauth(), {}, 0),
+        ("api token, username for email", lambda: api_token(), {"BITBUCKET_EMAIL": "acme-backup"}, 2),
+        ("api token, email as git username", lambda: api_token(), {"BITBUCKET_USERNAME": EMAIL}, 2),
+        ("api token, newline pasted", lambda: api_token(), {"BITBUCKET_API_TOKEN": API_TOKEN + "\n"}, 2),
+        (
+            "app password",
+            lambda: api_token(),
+            {"BITBUCKET_API_TOKEN": "", "BITBUCKET_EMAIL": "", "BITBUCKET_APP_PASSWORD": "ATBBcanaryAppPassword123456"},
+            2,
+        ),
+        (
+            "app password in the API token variable",
+            lambda: api_token(),
+            {"BITBUCKET_API_TOKEN": "ATBBcanaryAppPassword123456"},
+            2,
+        ),
+        ("access token in the API token variable", lambda: api_token(), {"BITBUCKET_API_TOKEN": ACCESS_TOKEN}, 2),
+        ("two credential kinds", lambda: api_token(), {"BITBUCKET_ACCESS_TOKEN": ACCESS_TOKEN}, 2),
+    ],
+)
+def test_each_credential_kind_in_the_container(
+    docker_client,  # noqa: F811 - the shared fixture, by name
+    image,  # noqa: F811
+    start,
+    tmp_path,
+    name,
+    make,
+    variables,
+    expected,
+):
     cred = make()
     sim = start([cred])
     env = {k: v for k, v in {**credential_env(cred), **variables}.items() if v != ""}
@@ -92,9 +123,17 @@ def test_each_credential_kind_in_the_container(docker_client, image, start, tmp_
 def test_every_output_in_the_container(docker_client, image, start, tmp_path):  # noqa: F811
     cred = api_token(NO_PULLS, permissions={"repo-0001": "read"})
     sim = start([cred])
-    env = {**credential_env(cred), "CODE_INSIGHTS": "true", "CODE_INSIGHTS_PROXY": sim.base_url,
-           "CHECK_RESTORE": "true", "DEBUG": "true", "BITBUCKET_COMMIT": COMMIT,
-           "BITBUCKET_REPO_SLUG": "infra", "BITBUCKET_WORKSPACE": "acme", "BITBUCKET_BUILD_NUMBER": "7"}
+    env = {
+        **credential_env(cred),
+        "CODE_INSIGHTS": "true",
+        "CODE_INSIGHTS_PROXY": sim.base_url,
+        "CHECK_RESTORE": "true",
+        "DEBUG": "true",
+        "BITBUCKET_COMMIT": COMMIT,
+        "BITBUCKET_REPO_SLUG": "infra",
+        "BITBUCKET_WORKSPACE": "acme",
+        "BITBUCKET_BUILD_NUMBER": "7",
+    }
     code, output = run_image(docker_client, image, sim, tmp_path, env)
     assert code == 1, output[-3000:]
     assert "read:pullrequest:bitbucket" in output and "NOT READY" in output
@@ -111,16 +150,21 @@ def test_every_output_in_the_container(docker_client, image, start, tmp_path):  
 
 
 def _installed(docker_client, image) -> set[str]:  # noqa: F811
-    script = ("import importlib.metadata as m; "
-              "print('\\n'.join(f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions()))")
+    script = (
+        "import importlib.metadata as m; "
+        "print('\\n'.join(f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions()))"
+    )
     output = docker_client.containers.run(image.id, entrypoint=["python", "-c", script], remove=True)
     return {line.strip().lower().replace("_", "-") for line in output.decode().splitlines() if line.strip()}
 
 
 def test_image_holds_only_the_pinned_requirements(docker_client, image):  # noqa: F811
     text = (Path(__file__).resolve().parents[1] / "requirements.txt").read_text()
-    pinned = {line.split()[0].lower().replace("_", "-") for line in text.splitlines()
-              if "==" in line and not line.lstrip().startswith("#")}
+    pinned = {
+        line.split()[0].lower().replace("_", "-")
+        for line in text.splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
     assert _installed(docker_client, image) == pinned
 
 

@@ -27,8 +27,12 @@ def test_every_declared_variable_is_in_the_toolkit_schema():
 
 def test_readme_variables_table_covers_every_variable():
     table = README.split("## Variables", 1)[1].split("## Details", 1)[0]
-    rows = {name for row in re.findall(r"^\| ([A-Z_ +,]+?)(?: \(\*\))? \|", table, re.M)
-            for name in re.split(r"[ +,]+", row) if name}
+    rows = {
+        name
+        for row in re.findall(r"^\| ([A-Z_ +,]+?)(?: \(\*\))? \|", table, re.M)
+        for name in re.split(r"[ +,]+", row)
+        if name
+    }
     assert rows == USER_FACING
     assert "| DEBUG | Turn on extra debug information. Default: `false`. |" in table
 

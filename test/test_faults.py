@@ -58,9 +58,13 @@ CASES = {
     "git-reset": Case(GIT, "reset", ("git", "Repositories")),
     "access-token-500-pull-requests": Case(PULLS, "status", ("Pull requests", "500"), credential="access_token"),
 }
-CREDENTIALS = {"api_token": api_token, "oauth": oauth,
-               "access_token": lambda **kw: access_token(["repository", "repository:admin", "pullrequest",
-                                                          "pipeline", "project"], **kw)}
+CREDENTIALS = {
+    "api_token": api_token,
+    "oauth": oauth,
+    "access_token": lambda **kw: access_token(
+        ["repository", "repository:admin", "pullrequest", "pipeline", "project"], **kw
+    ),
+}
 
 
 def run_with(start, run_pipe, faults, credential="api_token", **variables):
@@ -78,8 +82,15 @@ def assert_clean(run, elapsed):
 
 
 def fault(case: Case, times: int) -> Fault:
-    return Fault(case.path, case.kind, status=case.status, times=times, method=case.method,
-                 retry_after=case.retry_after, delay=case.delay)
+    return Fault(
+        case.path,
+        case.kind,
+        status=case.status,
+        times=times,
+        method=case.method,
+        retry_after=case.retry_after,
+        delay=case.delay,
+    )
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -110,8 +121,10 @@ def test_persistent_fault_is_inconclusive(start, run_pipe, name):
             assert category["backup"] == "unknown", category
 
 
-@pytest.mark.parametrize(("path", "category", "named"), [(REPOS, "repositories", "repository list"),
-                                                        (PULLS, "pull-requests", "pullrequests")])
+@pytest.mark.parametrize(
+    ("path", "category", "named"),
+    [(REPOS, "repositories", "repository list"), (PULLS, "pull-requests", "pullrequests")],
+)
 def test_410_on_an_endpoint_the_pipe_relies_on_is_inconclusive(start, run_pipe, path, category, named):
     run, elapsed, _ = run_with(start, run_pipe, [Fault(path, "status", status=410, times=-1)])
     assert_clean(run, elapsed)
@@ -120,9 +133,14 @@ def test_410_on_an_endpoint_the_pipe_relies_on_is_inconclusive(start, run_pipe, 
     assert named in run.output and "410" in run.output
 
 
-@pytest.mark.parametrize("path,names", [(PULLS, ("Pull requests", "in time")),
-                                        (REPOS, ("repository list", "in time")),
-                                        (USER, ("authenticate", "in time"))])
+@pytest.mark.parametrize(
+    "path,names",
+    [
+        (PULLS, ("Pull requests", "in time")),
+        (REPOS, ("repository list", "in time")),
+        (USER, ("authenticate", "in time")),
+    ],
+)
 def test_a_response_slower_than_timeout_ends_the_run_in_time(start, run_pipe, path, names):
     run, elapsed, _ = run_with(start, run_pipe, [Fault(path, "slow", delay=TIMEOUT + 12, times=-1)])
     assert_clean(run, elapsed)
@@ -153,8 +171,10 @@ def test_a_looping_next_link_is_detected_when_followed(start):
 
     async def collect():
         import httpx
-        async with Client(sim.api_url, httpx.BasicAuth(cred.email, cred.secret), concurrency=2,
-                          deadline=time.monotonic() + TIMEOUT) as client:
+
+        async with Client(
+            sim.api_url, httpx.BasicAuth(cred.email, cred.secret), concurrency=2, deadline=time.monotonic() + TIMEOUT
+        ) as client:
             return await client.collect("/repositories/acme", {"fields": "next,values.slug"})
 
     with pytest.raises(ApiFailure, match="looped"):

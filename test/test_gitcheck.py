@@ -34,12 +34,19 @@ def test_a_rejected_git_username_is_rejected_whatever_the_port(run_pipe, digits)
     assert run.report["git"]["outcome"] == "rejected", run.report["git"]
 
 
-@pytest.mark.parametrize(("stderr", "outcome"), [
-    ("fatal: Authentication failed for 'http://u@127.0.0.1:40312/acme/r.git/'", "rejected"),
-    ("fatal: unable to access 'http://u@127.0.0.1:40112/acme/r.git/': The requested URL returned error: 403",
-     "forbidden"),
-    ("fatal: unable to access 'http://u@127.0.0.1:40312/acme/r.git/': The requested URL returned error: 502",
-     "failed"),
-])
+@pytest.mark.parametrize(
+    ("stderr", "outcome"),
+    [
+        ("fatal: Authentication failed for 'http://u@127.0.0.1:40312/acme/r.git/'", "rejected"),
+        (
+            "fatal: unable to access 'http://u@127.0.0.1:40112/acme/r.git/': The requested URL returned error: 403",
+            "forbidden",
+        ),
+        (
+            "fatal: unable to access 'http://u@127.0.0.1:40312/acme/r.git/': The requested URL returned error: 502",
+            "failed",
+        ),
+    ],
+)
 def test_git_messages(stderr, outcome):
     assert _interpret(128, stderr, "r", "u").outcome == outcome

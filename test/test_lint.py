@@ -20,8 +20,14 @@ def tool(name: str) -> str:
 
 
 def test_ruff_is_clean():
-    result = subprocess.run([tool("ruff"), "check", "pipe", "test", "bench"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run([tool("ruff"), "check", "pipe", "test", "bench"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_one_formatter_for_the_whole_tree():
+    result = subprocess.run(
+        [tool("ruff"), "format", "--check", "pipe", "test", "bench"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -53,8 +53,16 @@ def test_code_insights_is_the_one_write(start, run_pipe, kind):
     cred = CREDENTIALS[kind]()
     sim = start([cred])
     commit = "c0ffee" * 6 + "beef"
-    run = run_pipe(sim, cred, CHECK_RESTORE="true", CODE_INSIGHTS="true", CODE_INSIGHTS_PROXY=sim.base_url,
-                   BITBUCKET_COMMIT=commit, BITBUCKET_REPO_SLUG="repo-0000", BITBUCKET_WORKSPACE="acme")
+    run = run_pipe(
+        sim,
+        cred,
+        CHECK_RESTORE="true",
+        CODE_INSIGHTS="true",
+        CODE_INSIGHTS_PROXY=sim.base_url,
+        BITBUCKET_COMMIT=commit,
+        BITBUCKET_REPO_SLUG="repo-0000",
+        BITBUCKET_WORKSPACE="acme",
+    )
     assert run.code in (0, 1), run.output
     puts = [w for w in api_writes(sim, kind)]
     assert puts == [("PUT", f"/2.0/repositories/acme/repo-0000/commit/{commit}/reports/backup-readiness")], puts

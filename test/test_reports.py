@@ -13,8 +13,12 @@ from pipe.catalog import load
 from test.conftest import ALL_READ, api_token
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schema" / "report.schema.json").read_text())
-PIPELINES = {"BITBUCKET_BUILD_NUMBER": "42", "BITBUCKET_COMMIT": "0123456789abcdef0123456789abcdef01234567",
-             "BITBUCKET_REPO_SLUG": "infra", "BITBUCKET_WORKSPACE": "acme"}
+PIPELINES = {
+    "BITBUCKET_BUILD_NUMBER": "42",
+    "BITBUCKET_COMMIT": "0123456789abcdef0123456789abcdef01234567",
+    "BITBUCKET_REPO_SLUG": "infra",
+    "BITBUCKET_WORKSPACE": "acme",
+}
 NO_PULLS = [s for s in ALL_READ if s != "read:pullrequest:bitbucket"]
 
 
@@ -22,13 +26,16 @@ def validate(report: dict) -> None:
     jsonschema.validate(report, SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
-@pytest.mark.parametrize(("scopes", "variables", "verdict"), [
-    (ALL_READ, {}, "ready"),
-    (NO_PULLS, {}, "not-ready"),
-    (NO_PULLS, {"CHECK_RESTORE": "true"}, "not-ready"),
-    (ALL_READ, {"BITBUCKET_EMAIL": "user-name"}, "error"),
-    (ALL_READ, {"BITBUCKET_API_URL": "http://127.0.0.1:9/2.0", "TIMEOUT": "6"}, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    ("scopes", "variables", "verdict"),
+    [
+        (ALL_READ, {}, "ready"),
+        (NO_PULLS, {}, "not-ready"),
+        (NO_PULLS, {"CHECK_RESTORE": "true"}, "not-ready"),
+        (ALL_READ, {"BITBUCKET_EMAIL": "user-name"}, "error"),
+        (ALL_READ, {"BITBUCKET_API_URL": "http://127.0.0.1:9/2.0", "TIMEOUT": "6"}, "inconclusive"),
+    ],
+)
 def test_json_report_validates_against_the_shipped_schema(start, run_pipe, scopes, variables, verdict):
     cred = api_token(scopes, scope_headers=True)
     run = run_pipe(start([cred]), cred, **variables)
@@ -78,7 +85,9 @@ def test_junit_has_one_case_per_category_and_failures_carry_guidance(start, run_
     assert suite.get("failures") == "1"
     assert "read:pullrequest:bitbucket" in failures[0].find("failure").text
     assert "id.atlassian.com" in failures[0].find("failure").text
-    retired = [c.get("name") for c in cases if c.find("skipped") is not None and "retired" in c.find("skipped").get("message")]
+    retired = [
+        c.get("name") for c in cases if c.find("skipped") is not None and "retired" in c.find("skipped").get("message")
+    ]
     assert retired == ["backup: Issues [issues]", "backup: Wikis [wikis]"]
 
 
@@ -158,6 +167,7 @@ def test_code_insights_off_outside_pipelines_and_never_on_bad_input(start, run_p
     cred = api_token()
     sim = start([cred])
     run_pipe(sim, cred, CODE_INSIGHTS=None, CODE_INSIGHTS_PROXY=sim.base_url)
-    run_pipe(sim, cred, BITBUCKET_EMAIL="not-an-email", CODE_INSIGHTS="true",
-             CODE_INSIGHTS_PROXY=sim.base_url, **PIPELINES)
+    run_pipe(
+        sim, cred, BITBUCKET_EMAIL="not-an-email", CODE_INSIGHTS="true", CODE_INSIGHTS_PROXY=sim.base_url, **PIPELINES
+    )
     assert sim.reports == {}

@@ -110,7 +110,14 @@ def test_concurrency_one_gives_the_same_answer_and_request_count(start, run_pipe
     for concurrency in (None, "1"):
         sim = start([cred], [workspace(250)])
         run = run_pipe(sim, cred, **({"CONCURRENCY": concurrency} if concurrency else {}))
-        results.append((run.code, run.report["verdict"], run.report["requests"], len(api_requests(sim)),
-                        sorted((c["id"], c["backup"]) for c in run.report["categories"])))
+        results.append(
+            (
+                run.code,
+                run.report["verdict"],
+                run.report["requests"],
+                len(api_requests(sim)),
+                sorted((c["id"], c["backup"]) for c in run.report["categories"]),
+            )
+        )
     assert results[0] == results[1]
     assert results[0][:2] == (0, "ready")

@@ -31,15 +31,20 @@ def b64(text: str) -> str:
 
 def forbidden_forms(secret: str) -> set[str]:
     forms = {secret, quote(secret, safe=""), b64(secret), f"Bearer {secret}"}
-    forms |= {secret[i:i + 8] for i in range(len(secret) - 7)}
+    forms |= {secret[i : i + 8] for i in range(len(secret) - 7)}
     forms |= {b64(f"{user}:{secret}") for user in USERS}
     forms |= {f"Basic {b64(f'{user}:{secret}')}" for user in USERS}
     return forms
 
 
 def insights(sim) -> dict[str, str]:
-    return {"CODE_INSIGHTS": "true", "CODE_INSIGHTS_PROXY": sim.base_url, "BITBUCKET_COMMIT": "a" * 40,
-            "BITBUCKET_REPO_SLUG": "repo-0000", "BITBUCKET_WORKSPACE": "acme"}
+    return {
+        "CODE_INSIGHTS": "true",
+        "CODE_INSIGHTS_PROXY": sim.base_url,
+        "BITBUCKET_COMMIT": "a" * 40,
+        "BITBUCKET_REPO_SLUG": "repo-0000",
+        "BITBUCKET_WORKSPACE": "acme",
+    }
 
 
 # id: (credential factory, faults, variables; a callable gets the simulator, for its URL)
@@ -69,16 +74,25 @@ SCENARIOS = {
     "access-token-insights": (lambda: access_token(FULL_ACCESS), [], insights),
     "oauth-insights-debug": (oauth, [], lambda sim: {**insights(sim), "DEBUG": "true", "CHECK_RESTORE": "true"}),
     "api-token-401-insights": (lambda: api_token(expired=True), [], insights),
-    "bad-token-whitespace": (api_token, [], {"BITBUCKET_API_TOKEN": API_TOKEN[:30] + "\n" + API_TOKEN[30:],
-                                             "DEBUG": "true"}),
+    "bad-token-whitespace": (
+        api_token,
+        [],
+        {"BITBUCKET_API_TOKEN": API_TOKEN[:30] + "\n" + API_TOKEN[30:], "DEBUG": "true"},
+    ),
     "bad-token-trailing-newline": (api_token, [], {"BITBUCKET_API_TOKEN": API_TOKEN + "\n", "DEBUG": "true"}),
     "bad-access-token-in-api-token": (api_token, [], {"BITBUCKET_API_TOKEN": ACCESS_TOKEN, "DEBUG": "true"}),
-    "bad-api-token-in-access-token": (api_token, [], {"BITBUCKET_API_TOKEN": None, "BITBUCKET_EMAIL": None,
-                                                      "BITBUCKET_ACCESS_TOKEN": API_TOKEN, "DEBUG": "true"}),
+    "bad-api-token-in-access-token": (
+        api_token,
+        [],
+        {"BITBUCKET_API_TOKEN": None, "BITBUCKET_EMAIL": None, "BITBUCKET_ACCESS_TOKEN": API_TOKEN, "DEBUG": "true"},
+    ),
     "bad-app-password-in-oauth-secret": (oauth, [], {"BITBUCKET_OAUTH_CLIENT_SECRET": APP_PASSWORD, "DEBUG": "true"}),
     "bad-app-password-variable": (api_token, [], {"BITBUCKET_APP_PASSWORD": APP_PASSWORD, "DEBUG": "true"}),
-    "bad-two-credentials": (api_token, [], {"BITBUCKET_ACCESS_TOKEN": ACCESS_TOKEN,
-                                            "BITBUCKET_OAUTH_CLIENT_SECRET": OAUTH_SECRET, "DEBUG": "true"}),
+    "bad-two-credentials": (
+        api_token,
+        [],
+        {"BITBUCKET_ACCESS_TOKEN": ACCESS_TOKEN, "BITBUCKET_OAUTH_CLIENT_SECRET": OAUTH_SECRET, "DEBUG": "true"},
+    ),
     "bad-settings-and-token": (api_token, [], {"TIMEOUT": API_TOKEN, "PROFILE": OAUTH_SECRET, "DEBUG": "true"}),
     "bad-require-secret": (api_token, [], {"REQUIRE": OAUTH_SECRET, "REPOSITORIES": f"acme/{API_TOKEN}!"}),
     "token-in-repositories": (api_token, [], {"REPOSITORIES": ACCESS_TOKEN, "DEBUG": "true"}),
@@ -103,7 +117,7 @@ def loud_http_logs(monkeypatch):
 def leaks(text: str, forms: set[str]) -> list[str]:
     found = sorted(form for form in forms if form in text)
     lower = text.lower()  # a value lowercased on its way out (slugs, ids) is still the secret
-    found += sorted({s[i:i + 16] for s in CANARIES for i in range(len(s) - 15) if s[i:i + 16].lower() in lower})
+    found += sorted({s[i : i + 16] for s in CANARIES for i in range(len(s) - 15) if s[i : i + 16].lower() in lower})
     if AUTH_HEADER.search(text):
         found.append("an Authorization header value")
     return found
@@ -124,8 +138,11 @@ def test_no_secret_is_ever_shown(start, run_pipe, caplog, loud_http_logs, name):
         assert issued, "the simulator issued no OAuth token: the canary would test nothing"
     forms = set().union(*(forbidden_forms(s) for s in CANARIES + tuple(issued)))
 
-    places = {"stdout": run.out, "stderr": run.err,
-              "log records": "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)}
+    places = {
+        "stdout": run.out,
+        "stderr": run.err,
+        "log records": "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records),
+    }
     for path in run.cwd.rglob("*"):
         if path.is_file():
             places[str(path.relative_to(run.cwd))] = path.read_text(errors="replace")
@@ -133,7 +150,8 @@ def test_no_secret_is_ever_shown(start, run_pipe, caplog, loud_http_logs, name):
     places["Code Insights reports"] = json.dumps(sim.reports) + json.dumps(sim.annotations)
     for i, req in enumerate(sim.requests):
         places[f"request {i} {req.method} {req.path}"] = (
-            f"{req.path}?{req.query}\n{req.body.decode(errors='replace')}\n{json.dumps(req.headers)}")
+            f"{req.path}?{req.query}\n{req.body.decode(errors='replace')}\n{json.dumps(req.headers)}"
+        )
     for place, text in places.items():
         assert not leaks(text, forms), (place, leaks(text, forms))
     if "insights" in name and run.code != 2:
@@ -144,6 +162,11 @@ def test_no_secret_is_ever_shown(start, run_pipe, caplog, loud_http_logs, name):
 
 def test_the_redactor_hides_every_form():
     redactor = Redactor.for_variables({"BITBUCKET_EMAIL": EMAIL, "BITBUCKET_API_TOKEN": API_TOKEN})
-    for form in (API_TOKEN, quote(API_TOKEN, safe=""), b64(API_TOKEN), b64(f"{EMAIL}:{API_TOKEN}"),
-                 f"Authorization: Basic {b64(f'{EMAIL}:{API_TOKEN}')}"):
+    for form in (
+        API_TOKEN,
+        quote(API_TOKEN, safe=""),
+        b64(API_TOKEN),
+        b64(f"{EMAIL}:{API_TOKEN}"),
+        f"Authorization: Basic {b64(f'{EMAIL}:{API_TOKEN}')}",
+    ):
         assert not leaks(redactor(f"before {form} after"), forbidden_forms(API_TOKEN)), form

@@ -10,8 +10,13 @@ import textwrap
 from typing import Any
 
 WIDTH = 72
-MARKS = {"ok": "✔ ok", "missing": "✖ missing", "retired": "- retired", "not-applicable": "- n/a",
-         "unknown": "? unknown"}
+MARKS = {
+    "ok": "✔ ok",
+    "missing": "✖ missing",
+    "retired": "- retired",
+    "not-applicable": "- n/a",
+    "unknown": "? unknown",
+}
 VERDICTS = {
     "ready": "READY: the credential can back up everything the profile needs.",
     "not-ready": "NOT READY: the backup would silently miss data (see above).",
@@ -21,35 +26,46 @@ VERDICTS = {
 
 
 def _wrap(text: str, indent: str = "  ") -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
-                         break_on_hyphens=False) or [indent]
+    return textwrap.wrap(
+        text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
+    ) or [indent]
 
 
 def header(doc: dict[str, Any]) -> list[str]:
     cred = doc.get("credential") or {}
     kind = str(cred.get("kind") or "").replace("_", " ")
     owner = f", {cred['owner']}" if cred.get("owner") else ""
-    lines = [f"backup-readiness {doc['pipe_version']}: workspace {doc['workspace']}",
-             f"Profile: {doc['profile']} (" + ("backup and restore" if doc.get("check_restore") else "backup") + ")"]
+    lines = [
+        f"backup-readiness {doc['pipe_version']}: workspace {doc['workspace']}",
+        f"Profile: {doc['profile']} (" + ("backup and restore" if doc.get("check_restore") else "backup") + ")",
+    ]
     if cred:
         lines.append(f"Credential: {kind}" + (f" ({cred['type']})" if cred.get("type") else "") + owner)
     if cred.get("scopes") is not None:
-        lines += _wrap("Scopes: " + (", ".join(cred["scopes"]) or "none") +
-                       f" (from {', '.join(cred.get('scopes_source') or [])})", "")
+        lines += _wrap(
+            "Scopes: "
+            + (", ".join(cred["scopes"]) or "none")
+            + f" (from {', '.join(cred.get('scopes_source') or [])})",
+            "",
+        )
     elif doc.get("categories"):
         lines.append("Scopes: not revealed by Bitbucket; judged from live reads")
     repos = doc.get("repositories")
     if repos:
         perm = repos["by_permission"]
-        lines.append(f"Repositories: {repos['total']} ({perm['admin']} admin, {perm['write']} write, "
-                     f"{perm['read']} read" + (f", {perm['unknown']} unknown" if perm["unknown"] else "") + ")")
+        lines.append(
+            f"Repositories: {repos['total']} ({perm['admin']} admin, {perm['write']} write, "
+            f"{perm['read']} read" + (f", {perm['unknown']} unknown" if perm["unknown"] else "") + ")"
+        )
     return lines
 
 
 def table(doc: dict[str, Any]) -> list[str]:
     restore = doc.get("check_restore")
-    lines = [f"{'Category':<26}{'Backup':<12}" + (f"{'Restore':<12}" if restore else "") + "Needed",
-             "-" * (WIDTH if restore else 58)]
+    lines = [
+        f"{'Category':<26}{'Backup':<12}" + (f"{'Restore':<12}" if restore else "") + "Needed",
+        "-" * (WIDTH if restore else 58),
+    ]
     for cat in doc.get("categories", []):
         needed = "required" if cat["required"]["backup"] else "info"
         if cat["retired"]:
@@ -58,8 +74,11 @@ def table(doc: dict[str, Any]) -> list[str]:
         if restore:
             row += f"{MARKS[cat['restore']]:<12}"
         lines.append(row + needed)
-    notes = [f"Note, {c['title']}: {c['note']}." for c in doc.get("categories", [])
-             if c["note"] and not c["retired"] and c["required"]["backup"]]
+    notes = [
+        f"Note, {c['title']}: {c['note']}."
+        for c in doc.get("categories", [])
+        if c["note"] and not c["retired"] and c["required"]["backup"]
+    ]
     for note in notes:  # what no credential can fix, so nobody hunts for a missing scope
         lines += _wrap(note, "")
     return lines
@@ -77,15 +96,22 @@ def guidance(doc: dict[str, Any]) -> list[str]:
         lines += _wrap(f"Where: {advice[0]['where']}")
     gap = doc.get("admin_gap") or {}
     if gap.get("repositories"):
-        lines += _wrap(f"No admin permission on {gap['repositories']} repositories (e.g. "
-                       f"{', '.join(gap['examples'])}): a backup loses their "
-                       f"{', '.join(t.lower() for t in gap['loses'])}.", "")
+        lines += _wrap(
+            f"No admin permission on {gap['repositories']} repositories (e.g. "
+            f"{', '.join(gap['examples'])}): a backup loses their "
+            f"{', '.join(t.lower() for t in gap['loses'])}.",
+            "",
+        )
         if (doc.get("credential") or {}).get("kind") == "access_token":
-            lines += _wrap("An access token is admin only with the Repositories: Admin scope "
-                           "(repository:admin); create the token with it.")
+            lines += _wrap(
+                "An access token is admin only with the Repositories: Admin scope "
+                "(repository:admin); create the token with it."
+            )
         else:
-            lines += _wrap("Give the account admin on them (Repository settings > Repository permissions) "
-                           "or use a workspace admin's credential.")
+            lines += _wrap(
+                "Give the account admin on them (Repository settings > Repository permissions) "
+                "or use a workspace admin's credential."
+            )
     for cat in doc.get("categories", []):
         for side in ("backup", "restore"):
             detail = cat["details"][side]
@@ -95,8 +121,7 @@ def guidance(doc: dict[str, Any]) -> list[str]:
         lines += _wrap(finding, "")
     optional = [a for a in doc.get("missing_scopes", []) if not a["required"]]
     if optional:
-        lines += _wrap("Not required by the profile, but missing: " +
-                       ", ".join(a["label"] for a in optional) + ".", "")
+        lines += _wrap("Not required by the profile, but missing: " + ", ".join(a["label"] for a in optional) + ".", "")
     if doc.get("error"):
         for problem in doc["error"]["problems"]:
             lines += _wrap(f"{problem['variable']}: {problem['message']}", "")
@@ -106,12 +131,18 @@ def guidance(doc: dict[str, Any]) -> list[str]:
             lines += _wrap("Fix: " + doc["error"]["fix"])
     budget = doc.get("rate_limit")
     if budget:
-        lines += _wrap(f"This check used {budget['requests_used']} API requests. A metadata backup of "
-                       f"this workspace needs about {budget['backup_requests_per_run']} per run, against "
-                       f"{budget['hourly_limit']} an hour.", "")
+        lines += _wrap(
+            f"This check used {budget['requests_used']} API requests. A metadata backup of "
+            f"this workspace needs about {budget['backup_requests_per_run']} per run, against "
+            f"{budget['hourly_limit']} an hour.",
+            "",
+        )
         if not budget["fits_in_an_hour"]:
-            lines += _wrap("Warning: the backup cannot fit in one hour of Bitbucket's rate limit; "
-                           "spread it over several hours or use an access token with scaled limits.", "")
+            lines += _wrap(
+                "Warning: the backup cannot fit in one hour of Bitbucket's rate limit; "
+                "spread it over several hours or use an access token with scaled limits.",
+                "",
+            )
     return lines
 
 

@@ -16,23 +16,34 @@ PERMISSIONS = ("admin", "write", "read", "unknown")
 
 
 def _side(side: Side, required: bool) -> dict[str, Any]:
-    return {"status": side.status, "required": required, "missing_scopes": side.missing_scopes,
-            "affected_repositories": len(side.affected),
-            "example_repositories": [r.full_name or r.slug for r in side.affected[:3]],
-            "reasons": side.reasons}
+    return {
+        "status": side.status,
+        "required": required,
+        "missing_scopes": side.missing_scopes,
+        "affected_repositories": len(side.affected),
+        "example_repositories": [r.full_name or r.slug for r in side.affected[:3]],
+        "reasons": side.reasons,
+    }
 
 
 def _category(result: CategoryResult, guidance: list[str]) -> dict[str, Any]:
     category = result.category
     return {
-        "id": category.id, "title": category.title, "covers": category.covers,
-        "backup": result.backup.status, "restore": result.restore.status,
+        "id": category.id,
+        "title": category.title,
+        "covers": category.covers,
+        "backup": result.backup.status,
+        "restore": result.restore.status,
         "required": {"backup": result.required_backup, "restore": result.required_restore},
         "missing_scopes": result.backup.missing_scopes,
         "affected_repositories": len(result.backup.affected),
-        "details": {"backup": _side(result.backup, result.required_backup),
-                    "restore": _side(result.restore, result.required_restore)},
-        "retired": category.retired, "note": category.note, "guidance": guidance,
+        "details": {
+            "backup": _side(result.backup, result.required_backup),
+            "restore": _side(result.restore, result.required_restore),
+        },
+        "retired": category.retired,
+        "note": category.note,
+        "guidance": guidance,
     }
 
 
@@ -42,8 +53,10 @@ def _guidance(result: CategoryResult, assessment: Assessment) -> list[str]:
         if any(t.startswith(result.category.title) for t in advice.unblocks):
             lines.append(f"Tick {advice.label}: {advice.where}")
     if result.backup.affected and not result.backup.missing_scopes and result.category.needs_admin:
-        lines.append(f"Give the credential's account admin permission on {len(result.backup.affected)} "
-                     "repositories (Repository settings > Repository permissions), or use a workspace admin.")
+        lines.append(
+            f"Give the credential's account admin permission on {len(result.backup.affected)} "
+            "repositories (Repository settings > Repository permissions), or use a workspace admin."
+        )
     return lines
 
 
@@ -59,19 +72,28 @@ def _credential(credential: Credential, evidence: Evidence | None) -> dict[str, 
     }
 
 
-def build(config_workspace: str, profile: str, credential: Credential | None, evidence: Evidence | None,
-          assessment: Assessment | None, error: Failure | None = None) -> dict[str, Any]:
+def build(
+    config_workspace: str,
+    profile: str,
+    credential: Credential | None,
+    evidence: Evidence | None,
+    assessment: Assessment | None,
+    error: Failure | None = None,
+) -> dict[str, Any]:
     """The document for a finished run, or for one ended early by `error`."""
     doc: dict[str, Any] = {
-        "verdict": assessment.verdict if assessment else ("error" if error.exit_code == ExitCode.CONFIGURATION
-                                                           else "inconclusive"),
+        "verdict": assessment.verdict
+        if assessment
+        else ("error" if error.exit_code == ExitCode.CONFIGURATION else "inconclusive"),
         "exit_code": int(assessment.exit_code if assessment else error.exit_code),
-        "profile": profile, "workspace": config_workspace,
+        "profile": profile,
+        "workspace": config_workspace,
         "credential": _credential(credential, evidence) if credential else None,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "pipe_version": __version__,
-        "error": {"message": error.message, "fix": error.fix,
-                  "problems": [vars(p) for p in error.problems]} if error else None,
+        "error": {"message": error.message, "fix": error.fix, "problems": [vars(p) for p in error.problems]}
+        if error
+        else None,
     }
     if evidence:
         inventory = evidence.inventory
@@ -81,21 +103,30 @@ def build(config_workspace: str, profile: str, credential: Credential | None, ev
             "permissions_source": inventory.permissions_source,
             "not_visible": inventory.not_visible,
         }
-        doc["git"] = {"outcome": evidence.git.outcome, "repository": evidence.git.repository,
-                      "username": evidence.git.username, "reason": evidence.git.reason}
+        doc["git"] = {
+            "outcome": evidence.git.outcome,
+            "repository": evidence.git.repository,
+            "username": evidence.git.username,
+            "reason": evidence.git.reason,
+        }
         doc["requests"] = evidence.traffic.requests
         doc["duration_seconds"] = round(evidence.elapsed, 3)
     if assessment:
         doc["check_restore"] = assessment.check_restore
         doc["categories"] = [_category(r, _guidance(r, assessment)) for r in assessment.categories]
         doc["missing_scopes"] = [vars(a) for a in assessment.advice]
-        doc["admin_gap"] = {"repositories": len(assessment.admin_gap),
-                            "examples": [r.full_name or r.slug for r in assessment.admin_gap[:3]],
-                            "loses": assessment.admin_gap_loses}
+        doc["admin_gap"] = {
+            "repositories": len(assessment.admin_gap),
+            "examples": [r.full_name or r.slug for r in assessment.admin_gap[:3]],
+            "loses": assessment.admin_gap_loses,
+        }
         doc["findings"] = assessment.findings
         budget = assessment.budget
-        doc["rate_limit"] = {"requests_used": budget.requests_used, "hourly_limit": budget.hourly_limit,
-                             "backup_requests_per_run": budget.backup_requests_per_run,
-                             "fits_in_an_hour": budget.fits_in_an_hour,
-                             "throttled": evidence.traffic.rate.throttled if evidence else 0}
+        doc["rate_limit"] = {
+            "requests_used": budget.requests_used,
+            "hourly_limit": budget.hourly_limit,
+            "backup_requests_per_run": budget.backup_requests_per_run,
+            "fits_in_an_hour": budget.fits_in_an_hour,
+            "throttled": evidence.traffic.rate.throttled if evidence else 0,
+        }
     return doc

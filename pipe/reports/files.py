@@ -18,8 +18,14 @@ def write_json(doc: dict[str, Any], path: Path) -> None:
 
 
 def markdown(doc: dict[str, Any]) -> str:
-    lines = [f"# Backup readiness: {doc['verdict']}", "", f"- Workspace: `{doc['workspace']}`",
-             f"- Profile: `{doc['profile']}`", f"- Exit code: {doc['exit_code']}", ""]
+    lines = [
+        f"# Backup readiness: {doc['verdict']}",
+        "",
+        f"- Workspace: `{doc['workspace']}`",
+        f"- Profile: `{doc['profile']}`",
+        f"- Exit code: {doc['exit_code']}",
+        "",
+    ]
     lines += [f"> {line}" if line else ">" for line in console.header(doc)[1:]]
     if doc.get("categories"):
         lines += ["", "| Category | Backup | Restore | Needed |", "|---|---|---|---|"]
@@ -46,8 +52,9 @@ def _case(suite: ET.Element, name: str, side: dict[str, Any], guidance: list[str
     status, required = side["status"], side["required"]
     text = "\n".join(side["reasons"] + guidance)
     if status == "missing" and required:
-        ET.SubElement(case, "failure", message=f"missing: {', '.join(side['missing_scopes']) or 'permission'}",
-                      type="missing").text = text
+        ET.SubElement(
+            case, "failure", message=f"missing: {', '.join(side['missing_scopes']) or 'permission'}", type="missing"
+        ).text = text
         return 1, 0, 0
     if status == "unknown" and required:
         ET.SubElement(case, "error", message="could not be checked", type="unknown").text = text
@@ -74,8 +81,9 @@ def junit(doc: dict[str, Any]) -> ET.ElementTree:
     if doc.get("error"):
         case = ET.SubElement(suite, "testcase", classname="backup-readiness", name="configuration", time="0")
         problems = "\n".join(f"{p['variable']}: {p['message']} Fix: {p['fix']}" for p in doc["error"]["problems"])
-        ET.SubElement(case, "error", message=doc["error"]["message"],
-                      type=doc["verdict"]).text = problems or doc["error"]["fix"]
+        ET.SubElement(case, "error", message=doc["error"]["message"], type=doc["verdict"]).text = (
+            problems or doc["error"]["fix"]
+        )
         counts[1] += 1
         cases += 1
     suite.set("tests", str(cases))

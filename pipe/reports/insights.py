@@ -25,18 +25,29 @@ def payload(doc: dict[str, Any]) -> dict[str, Any]:
         {"title": "Credential", "type": "TEXT", "value": ((doc.get("credential") or {}).get("kind") or "none")},
         {"title": "Repositories covered", "type": "NUMBER", "value": total},
         {"title": "Admin coverage", "type": "PERCENTAGE", "value": round(100 * admin / total, 1) if total else 0},
-        {"title": "Required categories ready", "type": "TEXT",
-         "value": f"{sum(c['backup'] == 'ok' for c in required)}/{len(required)}"},
+        {
+            "title": "Required categories ready",
+            "type": "TEXT",
+            "value": f"{sum(c['backup'] == 'ok' for c in required)}/{len(required)}",
+        },
         {"title": "Missing scopes", "type": "TEXT", "value": ", ".join(missing) or "none"},
         {"title": "Git over HTTPS", "type": "BOOLEAN", "value": (doc.get("git") or {}).get("outcome") == "ok"},
         {"title": "API requests used", "type": "NUMBER", "value": doc.get("requests", 0)},
     ]
-    details = (doc["error"]["message"] if doc.get("error") else
-               f"Backup readiness of workspace {doc['workspace']} for profile {doc['profile']}: "
-               f"{doc['verdict']}." + (f" Missing scopes: {', '.join(missing)}." if missing else ""))
-    return {"title": "Backup readiness", "details": details[:2000], "report_type": "SECURITY",
-            "reporter": "backup-readiness", "result": "PASSED" if doc["verdict"] == "ready" else "FAILED",
-            "data": data[:10]}
+    details = (
+        doc["error"]["message"]
+        if doc.get("error")
+        else f"Backup readiness of workspace {doc['workspace']} for profile {doc['profile']}: "
+        f"{doc['verdict']}." + (f" Missing scopes: {', '.join(missing)}." if missing else "")
+    )
+    return {
+        "title": "Backup readiness",
+        "details": details[:2000],
+        "report_type": "SECURITY",
+        "reporter": "backup-readiness",
+        "result": "PASSED" if doc["verdict"] == "ready" else "FAILED",
+        "data": data[:10],
+    }
 
 
 def post(doc: dict[str, Any], workspace: str, slug: str, commit: str, proxy: str, timeout: float = 10.0) -> str | None:
