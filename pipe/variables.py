@@ -7,9 +7,12 @@ one clear message per variable (exit 2) rather than the toolkit's generic failur
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from bitbucket_pipes_toolkit import ArrayVariable
@@ -220,6 +223,37 @@ def _profile(reader: _Reader, profiles: tuple[str, ...], categories: tuple[str, 
     return profile, tuple(r for r in require if r in categories)
 
 
+OUTPUT_PROBLEM = Problem(
+    "OUTPUT_JSON",
+    "must be a file path inside the working directory (the clone directory in Pipelines), without '..'.",
+    'Use a relative path such as OUTPUT_JSON: "backup-readiness/report.json", or remove OUTPUT_JSON.',
+)
+
+
+def output_path(value: str | None, root: str) -> tuple[str, Problem | None]:
+    """OUTPUT_JSON as a path relative to `root` (the working directory), or the default and
+    the problem. Reports go only inside the clone: an absolute path elsewhere or a `..` could
+    overwrite a file an earlier step or the runner relies on. The value is never echoed (it
+    may be a pasted secret); symbolic links are never followed when the files are written."""
+    text = (value or "").strip() or DEFAULT_OUTPUT
+    path = PurePosixPath(text)
+    if path.is_absolute():
+        base = PurePosixPath(posixpath.normpath(root))
+        if not path.is_relative_to(base):
+            return DEFAULT_OUTPUT, OUTPUT_PROBLEM
+        path = path.relative_to(base)
+    if ".." in path.parts or not path.parts or path.name in ("", ".") or any(ord(c) < 0x20 for c in text):
+        return DEFAULT_OUTPUT, OUTPUT_PROBLEM
+    return str(path), None
+
+
+def _output_json(reader: _Reader) -> str:
+    path, problem = output_path(reader.raw("OUTPUT_JSON"), os.getcwd())
+    if problem:
+        reader.problems.append(problem)
+    return path
+
+
 def read_config(values: Mapping[str, str], profiles: tuple[str, ...], categories: tuple[str, ...]) -> Config:
     """Parse the variables; raise ConfigError listing every problem found."""
     reader = _Reader(values)
@@ -240,7 +274,7 @@ def read_config(values: Mapping[str, str], profiles: tuple[str, ...], categories
         timeout=reader.number("TIMEOUT", 300, 5, 3600, cast=float),
         code_insights=reader.boolean("CODE_INSIGHTS", in_pipelines),
         code_insights_proxy=reader.url("CODE_INSIGHTS_PROXY", DEFAULT_PROXY),
-        output_json=(reader.raw("OUTPUT_JSON") or DEFAULT_OUTPUT).strip(),
+        output_json=_output_json(reader),
         debug=reader.boolean("DEBUG", False),
         no_color=reader.raw("NO_COLOR") is not None,
         commit=reader.raw("BITBUCKET_COMMIT"),
