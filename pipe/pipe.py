@@ -22,7 +22,7 @@ from pipe.errors import ApiUnavailable, ConfigError, CredentialError, ExitCode, 
 from pipe.probes import gather_evidence
 from pipe.redaction import Redactor
 from pipe.reports import console, document, publish
-from pipe.variables import DEFAULT_OUTPUT, SCHEMA, Config, read_config
+from pipe.variables import SCHEMA, WORKSPACE_RE, Config, output_path, read_config
 
 METADATA = Path(__file__).resolve().parent.parent / "pipe.yml"
 log = logging.getLogger("backup-readiness")
@@ -74,11 +74,22 @@ async def _run(config: Config, credential: Credential, redactor: Redactor, start
     return evidence, assess(catalog, evidence, config.profile, config.require, config.check_restore)
 
 
-def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> tuple[dict[str, Any], Config | None]:
-    workspace = values.get("WORKSPACE") or values.get("BITBUCKET_WORKSPACE") or ""
+def _labels(values: Mapping[str, str]) -> tuple[str, str]:
+    """Workspace and profile for a document built without a valid Config: only values that
+    passed their own check are echoed (an invalid one may be a pasted secret, or markup)."""
+    workspace = (values.get("WORKSPACE") or values.get("BITBUCKET_WORKSPACE") or "").strip()
+    if workspace and not WORKSPACE_RE.match(workspace):
+        workspace = "(invalid)"
     profile = (values.get("PROFILE") or "xopero-one").strip().lower()
-    if profile not in catalog_module.load().profiles:  # never echo an unknown value: it may be a pasted secret
-        profile = "(invalid)"
+    try:
+        known = profile in catalog_module.load().profiles
+    except Exception:  # noqa: BLE001 - the labels of a failed run must not fail it again
+        known = False
+    return workspace, profile if known else "(invalid)"
+
+
+def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> tuple[dict[str, Any], Config | None]:
+    workspace, profile = _labels(values)
     config = credential = None
     try:
         config, credential = _configure(values)
@@ -104,25 +115,53 @@ def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> 
         ), config
 
 
+def _internal_error(values: Mapping[str, str], exc: BaseException, where: str) -> dict[str, Any]:
+    """The last-resort document: a bug in the pipe, not an answer of Bitbucket's. The error
+    line carries the exception's type and (redacted, one-line) message; the traceback goes
+    to the DEBUG log only, redacted and indented by the log filter."""
+    log.error("Internal error in %s (%s): %s", where, type(exc).__name__, str(exc)[:300])
+    log.debug("Traceback of the internal error:", exc_info=exc)
+    failure = Failure(
+        f"The pipe failed unexpectedly in {where} ({type(exc).__name__}).",
+        "Run again with DEBUG: 'true' and report the log.",
+        ExitCode.INCONCLUSIVE,
+    )
+    workspace, profile = _labels(values)
+    return document.build(workspace, profile, None, None, None, failure)
+
+
+def _render(doc: dict[str, Any], values: Mapping[str, str], redactor: Redactor) -> tuple[publish.Rendered, bool]:
+    """Every output of `doc`, or of the internal-error document if a renderer fails; the flag
+    says whether the fallback was taken (the Code Insights report then is not posted)."""
+    try:
+        return publish.render(document.finish(doc, redactor)), False
+    except Exception as exc:  # noqa: BLE001 - a renderer's bug must still leave valid files
+        fallback = document.finish(_internal_error(values, exc, "a report renderer"), redactor)
+        return publish.render_fallback(fallback), True
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     started = time.monotonic()
     raw = dict(os.environ if env is None else env)
-    redactor = Redactor.for_variables(raw)
+    redactor = Redactor.for_variables(raw, public=SCHEMA)  # the variable names are the pipe's own words
     color = logs.configure(redactor, raw)
     values = dict(ReadinessPipe(pipe_metadata=_metadata(), schema=SCHEMA, env=raw).variables)
     values.update({k: v for k, v in raw.items() if LIST_ITEM.match(k)})  # the toolkit drops these
     try:
         doc, config = _evaluate(values, redactor, started)
     except Exception as exc:  # noqa: BLE001 - never a traceback: the log must stay readable and secret-free
-        log.error("Internal error (%s): %s", type(exc).__name__, redactor(str(exc))[:300])
-        failure = Failure(
-            "The pipe failed unexpectedly.", "Run again with DEBUG: 'true' and report the log.", ExitCode.INCONCLUSIVE
-        )
-        doc = document.build(values.get("WORKSPACE", ""), values.get("PROFILE", ""), None, None, None, failure)
-        config = None
-    doc = redactor.scrub(doc)  # reports, console and Code Insights all come from this document
-    publish.write_files(doc, config.output_json if config else (values.get("OUTPUT_JSON") or DEFAULT_OUTPUT))
-    console.emit(doc, log, color)
-    if config and doc["verdict"] != "error":
-        publish.post_insights(doc, config)
-    return int(doc["exit_code"])
+        doc, config = _internal_error(values, exc, "the check"), None
+    rendered, fell_back = _render(doc, values, redactor)
+    # Without a valid Config, OUTPUT_JSON is checked on its own: even a failed run never
+    # writes outside the working directory.
+    output_json = config.output_json if config else output_path(values.get("OUTPUT_JSON"), os.getcwd())[0]
+    publish.write_files(rendered, output_json)
+    console.emit_lines(rendered.console, rendered.doc, log, color)
+    if config and not fell_back and rendered.doc["verdict"] != "error":
+        try:
+            publish.post_insights(rendered.doc, config, deadline=started + config.timeout)
+        except Exception as exc:  # noqa: BLE001 - the upload is optional; its failure is a warning
+            log.warning(
+                "Code Insights report not posted: an internal error (%s). The verdict stands.", type(exc).__name__
+            )
+    return int(rendered.doc["exit_code"])

@@ -9,6 +9,8 @@ import logging
 import textwrap
 from typing import Any
 
+from pipe.redaction import neutralise
+
 WIDTH = 72
 MARKS = {
     "ok": "✔ ok",
@@ -150,13 +152,25 @@ def verdict_line(doc: dict[str, Any]) -> str:
     return VERDICTS[doc["verdict"]] + f" (exit {doc['exit_code']})"
 
 
-def emit(doc: dict[str, Any], logger: logging.Logger, color: bool) -> None:
-    for line in header(doc) + [""] + (table(doc) + [""] if doc.get("categories") else []):
-        logger.info(line)
+def lines(doc: dict[str, Any]) -> list[tuple[int, str]]:
+    """Every log line of the report with its level, rendered before anything is shown, so
+    that a renderer's failure is known before the first line goes out."""
+    top = header(doc) + [""] + (table(doc) + [""] if doc.get("categories") else [])
     level = {"ready": logging.INFO, "not-ready": logging.WARNING}.get(doc["verdict"], logging.ERROR)
-    for line in guidance(doc):
+    # The document is neutralised already; once more here costs nothing and keeps any doc safe.
+    return [(logging.INFO, neutralise(line)) for line in top] + [(level, neutralise(line)) for line in guidance(doc)]
+
+
+def emit_lines(shown: list[tuple[int, str]], doc: dict[str, Any], logger: logging.Logger, color: bool) -> None:
+    """The lines go through the log handler's filter (redacted, one line each); the verdict is
+    printed by itself, in the pipe's own words only, so it is the one line that says it."""
+    for level, line in shown:
         logger.log(level, line)
     mark = "✔" if doc["verdict"] == "ready" else "✖"
     code = "32" if doc["verdict"] == "ready" else "31"
     text = f"{mark} {verdict_line(doc)}"
     print(f"\x1b[{code}m{text}\x1b[0m" if color else text, flush=True)
+
+
+def emit(doc: dict[str, Any], logger: logging.Logger, color: bool) -> None:
+    emit_lines(lines(doc), doc, logger, color)

@@ -11,8 +11,27 @@ from pipe.assessment import Assessment, CategoryResult, Side
 from pipe.credential import Credential
 from pipe.errors import ExitCode, Failure
 from pipe.probes import Evidence
+from pipe.redaction import Redactor
 
 PERMISSIONS = ("admin", "write", "read", "unknown")
+# Keys whose values are words of the report's own vocabulary (schema enums, catalog ids,
+# versions): never redacted, so that a secret equal to one of them ("ready", issued by a
+# hostile OAuth server) cannot change the verdict or break a renderer. Free text is redacted.
+VOCABULARY = frozenset(
+    {"verdict", "exit_code", "kind", "backup", "restore", "status", "outcome", "id", "generated_at", "pipe_version"}
+)
+
+
+def finish(doc: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """The document every output is rendered from: one pass that redacts the free text and
+    neutralises every string (lone surrogates replaced, control, ANSI and bidi characters
+    made visible), so that whatever a server sent is safe in JSON, the log, Markdown and XML."""
+    return redactor.scrub(doc, keep=VOCABULARY)
+
+
+def _text(value: Any) -> str | None:
+    """A server's value where the report holds text: whatever JSON type it came as."""
+    return None if value is None else str(value)
 
 
 def _side(side: Side, required: bool) -> dict[str, Any]:
@@ -21,7 +40,7 @@ def _side(side: Side, required: bool) -> dict[str, Any]:
         "required": required,
         "missing_scopes": side.missing_scopes,
         "affected_repositories": len(side.affected),
-        "example_repositories": [r.full_name or r.slug for r in side.affected[:3]],
+        "example_repositories": [str(r.full_name or r.slug) for r in side.affected[:3]],
         "reasons": side.reasons,
     }
 
@@ -64,9 +83,9 @@ def _credential(credential: Credential, evidence: Evidence | None) -> dict[str, 
     found = evidence.scopes if evidence else None
     return {
         "kind": credential.kind.value,
-        "type": found.credential_type if found else None,
-        "owner": (evidence.identity.user if evidence and evidence.identity.user else None),
-        "scopes": sorted(found.granted) if found and found.granted is not None else None,
+        "type": _text(found.credential_type) if found else None,
+        "owner": (_text(evidence.identity.user) if evidence and evidence.identity.user else None),
+        "scopes": sorted(str(s) for s in found.granted) if found and found.granted is not None else None,
         "scopes_source": list(found.sources) if found else [],
         "git_username": credential.git_username,
     }
@@ -117,7 +136,7 @@ def build(
         doc["missing_scopes"] = [vars(a) for a in assessment.advice]
         doc["admin_gap"] = {
             "repositories": len(assessment.admin_gap),
-            "examples": [r.full_name or r.slug for r in assessment.admin_gap[:3]],
+            "examples": [str(r.full_name or r.slug) for r in assessment.admin_gap[:3]],
             "loses": assessment.admin_gap_loses,
         }
         doc["findings"] = assessment.findings

@@ -6,6 +6,7 @@ pipe's one write to Bitbucket; failing to post is a warning, never a failed step
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -50,12 +51,20 @@ def payload(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def post(doc: dict[str, Any], workspace: str, slug: str, commit: str, proxy: str, timeout: float = 10.0) -> str | None:
-    """Returns None on success, else why it failed (for a warning)."""
+async def _put(url: str, body: dict[str, Any], proxy: str, budget: float) -> httpx.Response:
+    # Each phase (connect, write, read) gets at most the budget, and wait_for bounds the sum:
+    # a proxy that trickles one byte at a time resets httpx's per-read timeout forever.
+    async with httpx.AsyncClient(proxy=proxy, timeout=min(10.0, budget), trust_env=False) as client:
+        return await asyncio.wait_for(client.put(url, json=body), timeout=budget)
+
+
+def post(doc: dict[str, Any], workspace: str, slug: str, commit: str, proxy: str, budget: float = 10.0) -> str | None:
+    """Returns None on success, else why it failed (for a warning). Never runs past `budget` seconds."""
     url = f"{PUBLIC_API}/repositories/{workspace}/{slug}/commit/{commit}/reports/{REPORT_ID}"
     try:
-        with httpx.Client(proxy=proxy, timeout=timeout, trust_env=False) as client:
-            response = client.put(url, json=payload(doc))
+        response = asyncio.run(_put(url, payload(doc), proxy, max(0.1, budget)))
+    except TimeoutError:
+        return f"the Pipelines proxy did not answer within the time left ({budget:.0f} s)"
     except httpx.HTTPError as exc:
         return f"the Pipelines proxy could not be reached ({type(exc).__name__})"
     return None if response.is_success else f"the report was refused (HTTP {response.status_code})"
