@@ -118,16 +118,19 @@ def sim(start):
 def assert_refused(run, sim, names):
     assert run.code == 2, run.output
     assert "Traceback" not in run.output and "Internal error" not in run.output, run.output
-    assert "ERROR" in run.output and "(exit 2)" in run.output
+    assert run.out == "✖ ERROR: the configuration or the credential is wrong (see above). (exit 2)\n"
     for name in names:
         assert name in run.output, (name, run.output)
-    assert "Fix:" in run.output, run.output
     assert sim.requests == [], [r.path for r in sim.requests]
     report = run.report
     assert report["verdict"] == "error" and report["exit_code"] == 2
-    listed = {p["variable"] for p in report["error"]["problems"]}
+    problems = report["error"]["problems"]
+    listed = {p["variable"] for p in problems}
     assert listed & set(names), (listed, names)
-    assert all(p["fix"] for p in report["error"]["problems"])
+    for p in problems:  # each problem is shown with its own fix, not just some "Fix:" somewhere
+        assert p["message"] and p["fix"], p
+        assert f"{p['variable']}: {p['message']}" in run.output, (p, run.output)
+        assert f"Fix: {p['fix']}" in run.output, (p, run.output)
 
 
 def test_there_are_at_least_thirty_cases():

@@ -15,7 +15,7 @@ def test_complete_api_token_is_ready(start, run_pipe):
     assert run.code == 0, run.output
     assert run.report["verdict"] == "ready"
     assert run.report["credential"]["kind"] == "api_token"
-    assert "READY" in run.out
+    assert run.out == "✔ READY: the credential can back up everything the profile needs. (exit 0)\n"
     requests = [r for r in sim.requests if r.path.startswith("/2.0")]
     assert requests and all(r.authorization_scheme == "Basic" for r in requests)
 
@@ -25,7 +25,10 @@ def test_api_token_with_username_instead_of_email_is_refused_before_any_request(
     sim = start([cred])
     run = run_pipe(sim, cred, BITBUCKET_EMAIL="acme-backup")
     assert run.code == 2
-    assert "BITBUCKET_EMAIL" in run.output and "email" in run.output
+    (problem,) = run.report["error"]["problems"]
+    assert problem["variable"] == "BITBUCKET_EMAIL"
+    assert problem["message"] == "does not look like an email address (a Bitbucket username?)."
+    assert f"BITBUCKET_EMAIL: {problem['message']}" in run.output
     assert sim.requests == []
 
 
@@ -41,7 +44,10 @@ def test_api_token_rejected_by_bitbucket_is_a_credential_error(start, run_pipe):
 def test_expired_token_is_a_credential_error(start, run_pipe):
     cred = api_token(expired=True)
     run = run_pipe(start([cred]), cred)
-    assert run.code == 2 and "401" in run.output
+    assert run.code == 2
+    assert run.report["verdict"] == "error"
+    assert run.report["error"]["message"] == "Bitbucket rejected the API token (401)."
+    assert "Bitbucket rejected the API token (401)." in run.output
 
 
 def test_missing_read_user_scope_is_named_from_the_403(start, run_pipe):
@@ -78,7 +84,10 @@ def test_oauth_consumer_with_wrong_secret_is_a_credential_error(start, run_pipe)
     cred = oauth()
     sim = start([cred])
     run = run_pipe(sim, cred, BITBUCKET_OAUTH_CLIENT_SECRET="wrongSecretValue123")
-    assert run.code == 2 and "OAuth consumer" in run.output
+    assert run.code == 2
+    message = "Bitbucket refused the OAuth consumer's client credentials (invalid_client)."
+    assert run.report["error"]["message"] == message
+    assert message in run.output
 
 
 @pytest.mark.parametrize("variable", ["BITBUCKET_APP_PASSWORD", "BITBUCKET_API_TOKEN"])
@@ -101,9 +110,16 @@ def test_whitespace_pasted_into_a_token_is_caught(start, run_pipe):
     assert sim.requests == []
 
 
-def test_access_token_in_api_token_variable_is_caught(run_pipe):
-    run = run_pipe(None, None, BITBUCKET_EMAIL=EMAIL, BITBUCKET_API_TOKEN=ACCESS_TOKEN)
-    assert run.code == 2 and "BITBUCKET_ACCESS_TOKEN" in run.output
+def test_access_token_in_api_token_variable_is_caught(start, run_pipe):
+    sim = start([api_token()])
+    run = run_pipe(sim, None, BITBUCKET_EMAIL=EMAIL, BITBUCKET_API_TOKEN=ACCESS_TOKEN)
+    assert run.code == 2
+    (problem,) = run.report["error"]["problems"]
+    assert problem["variable"] == "BITBUCKET_API_TOKEN"
+    assert problem["message"] == "holds an access token, not an API token."
+    assert "BITBUCKET_ACCESS_TOKEN" in problem["fix"]  # says where it belongs
+    assert f"Fix: {problem['fix']}" in run.output
+    assert sim.requests == []
 
 
 def test_two_credential_kinds_is_a_configuration_error(run_pipe):
@@ -121,7 +137,11 @@ def test_access_token_of_another_workspace_does_not_see_it(start, run_pipe):
     cred = access_token(workspace="other")
     sim = start([cred], [workspace(), workspace(slug="other")])
     run = run_pipe(sim, cred)
-    assert run.code == 2 and "acme" in run.output
+    assert run.code == 2
+    message = "Workspace 'acme' was not found, or this credential cannot see it."
+    assert run.report["verdict"] == "error"
+    assert run.report["error"]["message"] == message
+    assert message in run.output  # the header always names the workspace: the refusal must too
 
 
 def test_unreachable_api_is_inconclusive(run_pipe):

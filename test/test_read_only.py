@@ -8,6 +8,12 @@ import pytest
 from test.conftest import ALL_READ, ALL_WRITE, access_token, api_token, oauth
 
 TOKEN_PATH = "/site/oauth2/access_token"
+PIPELINES = {
+    "BITBUCKET_BUILD_NUMBER": "7",
+    "BITBUCKET_COMMIT": "c0ffee" * 6 + "beef",
+    "BITBUCKET_REPO_SLUG": "repo-0000",
+    "BITBUCKET_WORKSPACE": "acme",
+}
 CREDENTIALS = {
     "api_token": lambda: api_token(ALL_READ + ALL_WRITE, scope_headers=True),
     "access_token": lambda: access_token(["repository", "repository:admin", "pullrequest", "pipeline", "project"]),
@@ -38,7 +44,11 @@ def api_writes(sim, kind):
 def test_a_full_run_only_reads(start, run_pipe, kind, restore):
     cred = CREDENTIALS[kind]()
     sim = start([cred])
-    run = run_pipe(sim, cred, CHECK_RESTORE=restore)
+    # Inside Pipelines with the report proxy reachable, so that a report posted despite
+    # CODE_INSIGHTS: "false" would land on the simulator and be seen.
+    run = run_pipe(
+        sim, cred, CHECK_RESTORE=restore, CODE_INSIGHTS="false", CODE_INSIGHTS_PROXY=sim.base_url, **PIPELINES
+    )
     assert run.code in (0, 1), run.output
     assert len(sim.requests) > 5
     assert api_writes(sim, kind) == []

@@ -50,7 +50,9 @@ def test_read_only_token_cannot_restore(start, run_pipe):
     assert run.category("pull-requests")["backup"] == "ok"
     assert run.category("pull-requests")["restore"] == "missing"
     assert "write:pullrequest:bitbucket" in run.scopes_to_add
-    assert "Restore" in run.output
+    assert run.category("pull-requests")["details"]["restore"]["missing_scopes"] == ["write:pullrequest:bitbucket"]
+    # The advice, not the table's "Restore" header: which scope unblocks restoring what.
+    assert "* write:pullrequest:bitbucket: unblocks Pull requests (restore), 6 repositories." in run.output
 
 
 def test_read_write_token_can_restore(start, run_pipe):

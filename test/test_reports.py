@@ -46,9 +46,25 @@ def test_json_report_validates_against_the_shipped_schema(start, run_pipe, scope
     assert report["pipe_version"] == __import__("pipe").__version__
 
 
-def test_schema_rejects_a_report_that_lies():
+@pytest.mark.parametrize(
+    ("credential", "change", "drop"),
+    [
+        (True, {"verdict": "maybe"}, ()),
+        (True, {"exit_code": 7}, ()),
+        (True, {}, ("categories",)),
+        (False, {"exit_code": 0}, ()),
+    ],
+    ids=["unknown-verdict", "unknown-exit-code", "ready-without-categories", "error-with-exit-0"],
+)
+def test_schema_rejects_a_report_that_lies(start, run_pipe, credential, change, drop):
+    # A real report (ready, or a configuration error) that validates, with one lie told: that lie alone
+    # is why the schema rejects it.
+    cred = api_token()
+    report = run_pipe(start([cred]), cred if credential else None).report
+    validate(report)
+    lying = {k: v for k, v in {**report, **change}.items() if k not in drop}
     with pytest.raises(jsonschema.ValidationError):
-        validate({"verdict": "maybe", "exit_code": 0})
+        validate(lying)
 
 
 def test_json_report_carries_requests_scopes_and_guidance(start, run_pipe):
@@ -68,10 +84,12 @@ def test_markdown_summary_has_the_table_and_the_verdict(start, run_pipe):
     cred = api_token(NO_PULLS)
     run = run_pipe(start([cred]), cred)
     text = (run.cwd / "backup-readiness" / "report.md").read_text()
-    assert text.startswith("# Backup readiness: not-ready")
-    assert "| Pull requests | missing | " in text
-    assert "read:pullrequest:bitbucket" in text
-    assert "NOT READY" in text
+    lines = text.splitlines()
+    assert lines[0] == "# Backup readiness: not-ready"
+    assert "| Pull requests | missing | missing | required |" in lines
+    todo = text.split("## What to do\n", 1)[1].splitlines()
+    assert "      * read:pullrequest:bitbucket: unblocks Pull requests, 6 repositories." in todo
+    assert "**NOT READY: the backup would silently miss data (see above). (exit 1)**" in lines
 
 
 def test_junit_has_one_case_per_category_and_failures_carry_guidance(start, run_pipe):
@@ -105,7 +123,9 @@ def test_junit_for_a_configuration_error(run_pipe):
     run = run_pipe(None, None)
     suite = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
     assert suite.get("errors") == "1"
-    assert "BITBUCKET_API_TOKEN" in suite.find("testcase/error").text
+    error = suite.find("testcase[@name='configuration']/error")
+    assert error.get("message") == "1 variable(s) need fixing; nothing was sent to Bitbucket."
+    assert error.text.startswith("BITBUCKET_API_TOKEN: no credential is set. Fix: Set BITBUCKET_EMAIL + ")
 
 
 def test_console_fits_80_columns_without_colour(start, run_pipe):
@@ -114,12 +134,12 @@ def test_console_fits_80_columns_without_colour(start, run_pipe):
     lines = (run.out + run.err).splitlines()
     assert max(len(line) for line in lines) <= 80, max(lines, key=len)
     assert "\x1b[" not in run.out + run.err
-    assert lines[0].startswith("✖ NOT READY") or run.out.strip().splitlines()[-1].startswith("✖ NOT READY")
-    log = run.err
-    assert "Credential: api token" in log and "Acme Backup" in log or "Credential: api token" in log
-    assert "Repositories: 6 (5 admin, 0 write, 1 read)" in log
-    assert "Pull requests             ✖ missing   ✖ missing   required" in log
-    assert "Issues                    - retired   - retired   retired 2026-08-20" in log
+    assert run.out == "✖ NOT READY: the backup would silently miss data (see above). (exit 1)\n"
+    log = run.err.splitlines()
+    assert "INFO: Credential: api token, Acme Backup" in log  # the kind and the owner's display name
+    assert "INFO: Repositories: 6 (5 admin, 0 write, 1 read)" in log
+    assert "INFO: Pull requests             ✖ missing   ✖ missing   required" in log
+    assert "INFO: Issues                    - retired   - retired   retired 2026-08-20" in log
 
 
 def test_console_is_coloured_unless_no_color(start, run_pipe):
@@ -166,8 +186,15 @@ def test_code_insights_failure_is_only_a_warning(start, run_pipe):
 def test_code_insights_off_outside_pipelines_and_never_on_bad_input(start, run_pipe):
     cred = api_token()
     sim = start([cred])
-    run_pipe(sim, cred, CODE_INSIGHTS=None, CODE_INSIGHTS_PROXY=sim.base_url)
-    run_pipe(
+    # Everything a report needs is there but the build number: not a Pipelines build, so off by default.
+    outside = {k: v for k, v in PIPELINES.items() if k != "BITBUCKET_BUILD_NUMBER"}
+    run = run_pipe(sim, cred, CODE_INSIGHTS=None, CODE_INSIGHTS_PROXY=sim.base_url, **outside)
+    assert run.code == 0, run.output
+    assert "Code Insights" not in run.output  # off, not skipped for want of a commit
+    assert sim.reports == {}
+    run = run_pipe(
         sim, cred, BITBUCKET_EMAIL="not-an-email", CODE_INSIGHTS="true", CODE_INSIGHTS_PROXY=sim.base_url, **PIPELINES
     )
+    assert run.code == 2, run.output
     assert sim.reports == {}
+    assert [r for r in sim.requests if r.method == "PUT"] == []
