@@ -1,22 +1,59 @@
 """Git over HTTPS with the credential's git username: `git ls-remote` on one repository.
 
-The secret reaches git through GIT_ASKPASS from the child's environment only: never in the
-URL, the command line, a file, or git's configuration.
+git runs in a sealed room, because the pipe hands it the secret that reads the whole workspace:
+- The secret lives only in the child's environment. git gets it from a credential helper that
+  git runs through /bin/sh (a helper named "!..."): nothing is written to disk, so a temp dir
+  mounted noexec cannot break it, and nothing secret is on a command line (printf is a shell
+  builtin). The helper answers only for the configured origin, with the username as username.
+- No redirect is followed (a 30x is reported as refused), and only the https transport is
+  allowed (http only for a loopback git URL, which tests use): a redirect to another host or to
+  cleartext http never carries the credential.
+- No system, global or working-directory git config is read (an earlier pipeline step can plant
+  `.git/config` with `http.proxy` or `url.<x>.insteadOf`), and the child environment is built
+  from an allow-list, so no inherited GIT_*, proxy or curl variable can redirect git.
+- git runs in its own process group, ended as a whole at the deadline: no `git remote-https`
+  child outlives the timeout with the secret in its environment.
+- TLS trusts the same CA bundle as the API client: SSL_CERT_FILE, passed as GIT_SSL_CAINFO
+  (Debian's git uses libcurl-gnutls, which does not read SSL_CERT_FILE itself).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import os
 import re
 import shutil
-import stat
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
-ASKPASS = '#!/bin/sh\nprintf "%s\\n" "$BACKUP_READINESS_GIT_SECRET"\n'
+SECRET_VARIABLE = "BACKUP_READINESS_GIT_SECRET"
+USERNAME_VARIABLE = "BACKUP_READINESS_GIT_USERNAME"
+PROTOCOL_VARIABLE = "BACKUP_READINESS_GIT_PROTOCOL"
+HOST_VARIABLE = "BACKUP_READINESS_GIT_HOST"
+
+# git runs a helper starting with "!" as `/bin/sh -c '<helper> "$@"' <helper> get|store|erase` and
+# writes protocol=, host=, username= lines on its stdin. Only `get` for the configured protocol and
+# host is answered; printf is a builtin in every /bin/sh, so the secret never reaches an argv.
+CREDENTIAL_HELPER = (
+    "!f() { "
+    'test "$1" = get || return 0; p=; h=; '
+    "while IFS= read -r line; do "
+    'case "$line" in protocol=*) p="${line#protocol=}";; host=*) h="${line#host=}";; esac; '
+    "done; "
+    f'test "$p" = "${PROTOCOL_VARIABLE}" && test "$h" = "${HOST_VARIABLE}" || return 0; '
+    f'printf "username=%s\\npassword=%s\\n" "${USERNAME_VARIABLE}" "${SECRET_VARIABLE}"; '
+    "}; f"
+)
+# Enough of git's stderr to read its verdict; a hostile server's `remote:` lines are not kept whole.
+STDERR_CAP = 64 * 1024
+APP_PASSWORD_GONE = (
+    "git over HTTPS answered 410 CHANGE-3222: app passwords were removed on 2026-07-28; use an API token"
+)
 
 
 @dataclass(frozen=True)
@@ -27,97 +64,253 @@ class GitResult:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where git may send the credential: the scheme and host[:port] of BITBUCKET_GIT_URL."""
+
+    protocol: str
+    host: str
+
+    @property
+    def allow_http(self) -> bool:
+        return self.protocol == "http"
+
+
 def repo_url(git_url: str, workspace: str, slug: str, username: str) -> str:
     parts = urlsplit(git_url)
     netloc = f"{quote(username, safe='')}@{parts.netloc}"
     return urlunsplit((parts.scheme, netloc, f"{parts.path.rstrip('/')}/{workspace}/{slug}.git", "", ""))
 
 
-def _environment(askpass: str, secret: str, home: str) -> dict[str, str]:
-    return {
+def _loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def origin(git_url: str) -> Origin | str:
+    """The origin git may talk to, or why git must not run with this URL."""
+    parts = urlsplit(git_url)
+    https = parts.scheme == "https" and bool(parts.hostname)
+    if not https and not (parts.scheme == "http" and parts.hostname and _loopback(parts.hostname)):
+        return "BITBUCKET_GIT_URL must be an https:// URL (http:// only for a loopback host, in tests): git was not run"
+    if parts.username is not None or parts.password is not None:
+        return "BITBUCKET_GIT_URL must not carry a username or password: git was not run"
+    return Origin(parts.scheme, parts.netloc)
+
+
+def git_command(url: str, allowed: Origin) -> list[str]:
+    """`git ls-remote` with every setting that seals it; none of them holds a secret."""
+    settings = [
+        "credential.helper=",  # drop any helper named before ours
+        f"credential.helper={CREDENTIAL_HELPER}",
+        "core.askPass=",
+        "http.followRedirects=false",
+        "http.sslVerify=true",
+        "protocol.allow=never",
+        "protocol.https.allow=always",
+        *(["protocol.http.allow=always"] if allowed.allow_http else []),
+        "http.lowSpeedLimit=1",
+        "http.lowSpeedTime=30",
+    ]
+    return ["git", *(arg for setting in settings for arg in ("-c", setting)), "ls-remote", "--heads", url]
+
+
+def git_environment(home: str, allowed: Origin, username: str, secret: str, ca_file: str | None) -> dict[str, str]:
+    """An allow-list: nothing inherited but PATH, so no GIT_*, proxy or curl variable steers git."""
+    env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": home,
-        "GIT_ASKPASS": askpass,
-        "BACKUP_READINESS_GIT_SECRET": secret,
-        "GIT_TERMINAL_PROMPT": "0",
+        "HOME": home,  # an empty home: no ~/.gitconfig, no ~/.netrc that curl would read
+        "LC_ALL": "C",  # git's messages in English, which _interpret reads
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
-        "LC_ALL": "C",
-        **{k: os.environ[k] for k in ("SSL_CERT_FILE", "GIT_SSL_CAINFO") if k in os.environ},
+        "GIT_CEILING_DIRECTORIES": os.path.dirname(home),  # never climb to a planted .git
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "",  # empty: git skips core.askPass and SSH_ASKPASS too
+        "GIT_PROTOCOL_FROM_USER": "0",
+        PROTOCOL_VARIABLE: allowed.protocol,
+        HOST_VARIABLE: allowed.host,
+        USERNAME_VARIABLE: username,
+        SECRET_VARIABLE: secret,
     }
+    if ca_file:
+        env["GIT_SSL_CAINFO"] = ca_file
+    return env
 
 
-def _interpret(code: int, stderr: str, slug: str, username: str) -> GitResult:
+def _remote_change(remote: str) -> str | None:
+    found = re.search(r"\bCHANGE-(\d{1,6})\b", remote)
+    return found.group(1) if found else None
+
+
+def _trust_advice(ca_file: str | None) -> str:
+    where = (
+        f"the CA bundle in SSL_CERT_FILE ({ca_file})" if ca_file else "the system CA bundle (SSL_CERT_FILE is unset)"
+    )
+    return (
+        f"git over HTTPS could not verify the server's TLS certificate with {where}: "
+        "set SSL_CERT_FILE to the CA bundle that signs it (a TLS-inspecting proxy's CA, for example)"
+    )
+
+
+def _interpret(code: int, stderr: str, slug: str, username: str, ca_file: str | None = None) -> GitResult:
     if code == 0:
         return GitResult("ok", slug, username)
-    # Match git's own phrases only: the URL in the message (its port) may contain 401 or 403.
-    text = stderr.lower()
-    answered = re.search(r"returned error: (\d{3})", stderr)
-    status = answered.group(1) if answered else None
+    # Read git's own lines only: `remote:` lines are the server's words, and the URL in git's own
+    # message (its port, a slug) may contain 401 or 403, so each phrase is anchored.
+    lines = stderr.splitlines()
+    remote = "\n".join(line for line in lines if line.startswith("remote:"))
+    own = [line for line in lines if not line.startswith("remote:")]
+    text = "\n".join(own).lower()
+    statuses = [m.group(1) for line in own if (m := re.search(r"The requested URL returned error: (\d{3})\s*$", line))]
+    status = statuses[-1] if statuses else None
+    if status == "410":
+        change = _remote_change(remote)
+        if change == "3222" or "app passwords are deprecated" in remote.lower():
+            return GitResult("rejected", slug, username, APP_PASSWORD_GONE)
+        gone = f" CHANGE-{change}: Bitbucket removed this functionality" if change else ": gone"
+        return GitResult("failed", slug, username, f"git over HTTPS answered 410{gone}")
     if status == "403":
         return GitResult(
             "forbidden", slug, username, "git over HTTPS answered 403: the credential lacks repository read for git"
         )
-    if status == "401" or "authentication failed" in text or "could not read password" in text:
+    if status == "401" or any(line.lower().startswith("fatal: authentication failed for ") for line in own):
         return GitResult(
             "rejected", slug, username, f"git over HTTPS rejected the credential with git username '{username}' (401)"
         )
+    if status and status.startswith("3"):
+        return GitResult(
+            "failed",
+            slug,
+            username,
+            f"git over HTTPS answered {status} (a redirect): the redirect was refused, "
+            "the pipe never follows a git redirect with the credential",
+        )
+    if "certificate" in text:
+        return GitResult("failed", slug, username, _trust_advice(ca_file))
+    if "not supported or disabled in libcurl" in text or re.search(r"transport '[^']*' not allowed", text):
+        return GitResult(
+            "failed", slug, username, "git was sent to a transport other than https (a redirect?): it was refused"
+        )
+    if "could not read username" in text or "could not read password" in text:
+        # Not a rejection: the server never judged the credential, git could not get it from us.
+        return GitResult(
+            "failed", slug, username, "git could not get the credential from the pipe's credential helper (/bin/sh)"
+        )
     why = (
-        f": the server answered {answered.group(1)}"
-        if answered
-        else (": the connection failed" if "reset" in text or "connection" in text else "")
+        f": the server answered {status}"
+        if status
+        else (": the connection failed" if "reset" in text or "connect" in text or "resolve" in text else "")
     )
     return GitResult("failed", slug, username, f"git ls-remote failed (exit {code}){why}")
 
 
-def _write_askpass(home: str) -> str:
-    path = os.path.join(home, "askpass.sh")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(ASKPASS)
-    os.chmod(path, stat.S_IRWXU)
-    return path
+def _transient(result: GitResult) -> bool:
+    """Worth one retry: a reset or a 5xx, not a verdict, a refused redirect or a trust problem."""
+    return result.outcome == "failed" and (
+        "connection failed" in result.reason or bool(re.search(r"answered 5\d\d$", result.reason))
+    )
 
 
 async def ls_remote(
-    git_url: str, workspace: str, slug: str | None, username: str, secret: str, limit: float
+    git_url: str,
+    workspace: str,
+    slug: str | None,
+    username: str,
+    secret: str,
+    limit: float,
+    *,
+    ca_file: str | None = None,
 ) -> GitResult:
-    """One retry when git fails for a reason other than the credential (a reset, a 5xx)."""
+    """One retry when git fails for a transient reason (a reset, a 5xx).
+
+    ca_file: the CA bundle the API client trusts; None reads SSL_CERT_FILE (the system bundle if unset).
+    """
+    bundle = ca_file if ca_file is not None else (os.environ.get("SSL_CERT_FILE") or None)
     deadline = time.monotonic() + limit
-    result = await _ls_remote(git_url, workspace, slug, username, secret, limit)
-    if result.outcome == "failed" and deadline - time.monotonic() > 1.0 and shutil.which("git"):
-        result = await _ls_remote(git_url, workspace, slug, username, secret, deadline - time.monotonic())
+    result = await _ls_remote(git_url, workspace, slug, username, secret, limit, bundle)
+    if _transient(result) and deadline - time.monotonic() > 1.0:
+        result = await _ls_remote(git_url, workspace, slug, username, secret, deadline - time.monotonic(), bundle)
     return result
 
 
+def _refusal(git_url: str, username: str, secret: str, ca_file: str | None) -> Origin | str:
+    """The origin git may use, or why git must not run at all."""
+    allowed = origin(git_url)
+    if isinstance(allowed, str):
+        return allowed
+    if any(c in value for value in (username, secret) for c in "\r\n"):
+        return "the git username or secret contains a line break: git was not run"
+    if ca_file and not os.path.isfile(ca_file):
+        return f"SSL_CERT_FILE ({ca_file}) is not a file: git was not run"
+    if shutil.which("git") is None:
+        return "git is not installed where the pipe runs"
+    return allowed
+
+
 async def _ls_remote(
-    git_url: str, workspace: str, slug: str | None, username: str, secret: str, limit: float
+    git_url: str, workspace: str, slug: str | None, username: str, secret: str, limit: float, ca_file: str | None
 ) -> GitResult:
     if not slug:
         return GitResult("skipped", None, username, "no repository to clone")
-    if shutil.which("git") is None:
-        return GitResult("failed", slug, username, "git is not installed where the pipe runs")
-    with tempfile.TemporaryDirectory(prefix="backup-readiness-") as home:
-        askpass = _write_askpass(home)
-        process = await asyncio.create_subprocess_exec(
-            "git",
-            "-c",
-            "credential.helper=",
-            "-c",
-            "http.lowSpeedLimit=1",
-            "-c",
-            "http.lowSpeedTime=30",
-            "ls-remote",
-            "--heads",
-            repo_url(git_url, workspace, slug, username),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=_environment(askpass, secret, home),
+    allowed = _refusal(git_url, username, secret, ca_file)
+    if isinstance(allowed, str):
+        return GitResult("failed", slug, username, allowed)
+    try:
+        home = tempfile.mkdtemp(prefix="backup-readiness-")  # TMPDIR decides where
+    except OSError as exc:
+        where = tempfile.gettempdir()
+        return GitResult(
+            "failed", slug, username, f"no temporary directory for git in {where} (TMPDIR): {exc.strerror}"
         )
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), limit)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            return GitResult("failed", slug, username, f"git ls-remote did not finish in {limit:.0f} s")
-    return _interpret(process.returncode or 0, stderr.decode(errors="replace"), slug, username)
+    try:
+        env = git_environment(home, allowed, username, secret, ca_file)
+        code, stderr = await _run(git_command(repo_url(git_url, workspace, slug, username), allowed), home, env, limit)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    if code is None:
+        return GitResult("failed", slug, username, f"git ls-remote did not finish in {limit:.0f} s")
+    return _interpret(code, stderr, slug, username, ca_file)
+
+
+async def _run(command: list[str], cwd: str, env: dict[str, str], limit: float) -> tuple[int | None, str]:
+    """(exit code, stderr) or (None, "") at the deadline. git runs in a session of its own so that
+    the whole group (git and its remote-https helper, both holding the secret) is ended together,
+    also when the pipe's task is cancelled."""
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=cwd,  # a fresh empty directory: the pipe's working directory may hold a planted .git
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        stderr = await asyncio.wait_for(_finish(process), limit)
+    except TimeoutError:
+        await _end(process)
+        return None, ""
+    except BaseException:  # the pipe's task cancelled: git must not outlive it either
+        await _end(process)
+        raise
+    return process.returncode or 0, stderr
+
+
+async def _finish(process: asyncio.subprocess.Process) -> str:
+    kept = bytearray()
+    assert process.stderr is not None
+    while chunk := await process.stderr.read(65536):
+        kept += chunk[: max(0, STDERR_CAP - len(kept))]  # read on, so git never blocks on a full pipe
+    await process.wait()
+    return kept.decode(errors="replace")
+
+
+async def _end(process: asyncio.subprocess.Process) -> None:
+    # The whole group, even when git itself has exited: a child of it may linger with the secret.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await process.wait()

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from pipe.gitcheck import _interpret
+from pipe.gitcheck import APP_PASSWORD_GONE, _interpret
 from test.conftest import api_token, workspace
 from test.simulator import Simulator
 
@@ -50,3 +50,58 @@ def test_a_rejected_git_username_is_rejected_whatever_the_port(run_pipe, digits)
 )
 def test_git_messages(stderr, outcome):
     assert _interpret(128, stderr, "r", "u").outcome == outcome
+
+
+URL = "'https://u@bitbucket.org/acme/r.git/'"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "outcome", "says"),
+    [
+        (f"fatal: unable to access {URL}: The requested URL returned error: 302", "failed", "redirect was refused"),
+        (f'fatal: unable to access {URL}: Protocol "http" not supported or disabled in libcurl', "failed", "https"),
+        # git could not get the credential (a helper that cannot run): the server never judged it
+        ("fatal: could not read Password for 'https://u@bitbucket.org': terminal prompts disabled", "failed", "helper"),
+        ("fatal: could not read Username for 'https://bitbucket.org': terminal prompts disabled", "failed", "helper"),
+        (
+            f"fatal: unable to access {URL}: server certificate verification failed. CAfile: none CRLfile: none",
+            "failed",
+            "SSL_CERT_FILE",
+        ),
+        (f"fatal: unable to access {URL}: SSL certificate problem: self-signed certificate", "failed", "TLS"),
+        # the server's own `remote:` lines and the URL never count as git's verdict
+        (
+            "remote: fatal: Authentication failed for 'x'\nremote: The requested URL returned error: 401\n"
+            f"fatal: unable to access {URL}: The requested URL returned error: 502",
+            "failed",
+            "answered 502",
+        ),
+        (
+            "fatal: unable to access 'https://u@h/acme/authentication failed for.git/': "
+            "The requested URL returned error: 502",
+            "failed",
+            "answered 502",
+        ),
+        (
+            "remote: CHANGE-3222 - Functionality has been deprecated\n"
+            "remote: App passwords are deprecated and must be replaced with API tokens.\n"
+            f"fatal: unable to access {URL}: The requested URL returned error: 410",
+            "rejected",
+            APP_PASSWORD_GONE,
+        ),
+        (
+            f"remote: CHANGE-4321 - Functionality has been deprecated\nfatal: unable to access {URL}: "
+            "The requested URL returned error: 410",
+            "failed",
+            "410 CHANGE-4321",
+        ),
+        (
+            "fatal: unable to access 'https://u@h/acme/change-3222.git/': The requested URL returned error: 410",
+            "failed",
+            "410: gone",
+        ),
+    ],
+)
+def test_git_phrases_and_what_they_mean(stderr, outcome, says):
+    result = _interpret(128, stderr, "r", "u")
+    assert result.outcome == outcome and says in result.reason, result
