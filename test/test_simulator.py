@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from test.simulator import Credential, Fault, Repository, Simulator, Workspace
+from test.simulator import Credential, Deprecation, Fault, Repository, Simulator, Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT / "../shared"
@@ -92,13 +92,13 @@ def make_credentials() -> dict[str, Credential]:
     }
 
 
-def make_workspaces() -> list[Workspace]:
+def make_workspaces(git: bool = True) -> list[Workspace]:
     acme = Workspace(
         "acme",
         "Acme",
         [
-            Repository("alpha", project="WEB", git=True),
-            Repository("beta", project="OPS", git=True),
+            Repository("alpha", project="WEB", git=git),
+            Repository("beta", project="OPS", git=git),
             Repository("readonly", project="WEB"),
             Repository("hidden", project="WEB"),
         ],
@@ -307,12 +307,47 @@ def test_user_visibility_and_repository_permissions(sim: Simulator) -> None:
     assert get(sim, "/repositories/acme/hidden", API).status_code == 404
 
 
-def test_user_workspaces_entries(sim: Simulator) -> None:
+def test_user_workspaces_entries_are_workspace_access(sim: Simulator) -> None:
+    # The OpenAPI document's shape: an administrator flag and a sparse workspace_base, no role string.
     values = get(sim, "/user/workspaces", API).json()["values"]
     assert {v["workspace"]["slug"] for v in values} == {"acme", "big"}
-    assert all(v["permission"] == "owner" and v["administrator"] is True for v in values)
+    acme = next(v for v in values if v["workspace"]["slug"] == "acme")
+    assert acme == {
+        "type": "workspace_access",
+        "administrator": False,
+        "workspace": {
+            "type": "workspace_base",
+            "slug": "acme",
+            "uuid": acme["workspace"]["uuid"],
+            "links": {
+                "avatar": {"href": "https://bitbucket.org/workspaces/acme/avatar/"},
+                "self": {"href": "https://api.bitbucket.org/2.0/workspaces/acme"},
+            },
+        },
+    }
     member = get(sim, "/user/workspaces", bearer(oauth_token(sim))).json()["values"][0]
-    assert member["permission"] == "member" and member["administrator"] is False
+    assert member["administrator"] is False and "permission" not in member
+
+
+def test_user_workspaces_of_an_administrator_and_the_administrator_filter() -> None:
+    admin = Credential("api_token", API_SECRET, READ_SCOPES, email=EMAIL, username="dev", workspace_admin=True)
+    with Simulator(make_workspaces(git=False), [admin]) as sim:
+        values = get(sim, "/user/workspaces", API).json()["values"]
+        assert [v["administrator"] for v in values] == [True, True]
+        assert get(sim, "/user/workspaces", API, administrator="false").json()["values"] == []
+        assert len(get(sim, "/user/workspaces", API, administrator="true").json()["values"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "role"),
+    [({}, "member"), ({"workspace_admin": True}, "owner"), ({"workspace_role": "collaborator"}, "collaborator")],
+)
+def test_workspace_permission_names_the_role(fields: dict[str, Any], role: str) -> None:
+    cred = Credential("api_token", API_SECRET, READ_SCOPES, email=EMAIL, username="dev", **fields)
+    with Simulator(make_workspaces(git=False), [cred]) as sim:
+        body = get(sim, "/user/workspaces/acme/permission", API).json()
+    assert body["type"] == "workspace_membership" and body["permission"] == role
+    assert body["workspace"]["slug"] == "acme" and body["user"]["display_name"] == "Dev"
 
 
 @pytest.mark.parametrize(
@@ -332,7 +367,14 @@ def test_cross_workspace_endpoints_are_gone(sim: Simulator, path: str) -> None:
 def test_issues_and_wikis_are_retired(sim: Simulator, path: str) -> None:
     resp = get(sim, path, API)
     assert resp.status_code == 410
-    assert "Issues and Wikis have been removed" in error_message(resp)
+    assert resp.json() == {
+        "type": "error",
+        "error": {
+            "message": "CHANGE-3071 - Functionality has been deprecated",
+            "detail": "Please read the changelog entry for more details.",
+            "data": {"announcement_url": "https://developer.atlassian.com/cloud/bitbucket/changelog#CHANGE-3071"},
+        },
+    }
 
 
 def test_unknown_route_is_404_json(sim: Simulator) -> None:
@@ -572,12 +614,400 @@ def test_response_shapes_match_go_scm_fixtures(sim: Simulator) -> None:
     perm = get(sim, "/user/workspaces/acme/permissions/repositories", API).json()["values"][0]
     assert set(perm) == set(fixture("user_repo_perm_admin.json")["values"][0])
     ws_entry = get(sim, "/user/workspaces", API).json()["values"][0]
-    # Bitbucket answers both shapes (see bitbucket-cloud.md §3): the simulator carries both fields.
-    assert set(ws_entry) == set(fixture("user_workspaces.json")["values"][0]) | {"type", "administrator"}
+    # go-scm's user_workspaces.json has the shape of the REMOVED /user/permissions/workspaces
+    # (`permission`, `last_accessed`; bitbucket-cloud.md section 3, research A9), not of
+    # /user/workspaces: the simulator must not agree with it. The removed endpoint answers 410.
+    removed_shape = set(fixture("user_workspaces.json")["values"][0])
+    assert removed_shape - set(ws_entry) == {"permission", "last_accessed"}
+    assert set(ws_entry) == {"type", "administrator", "workspace"}
+    assert get(sim, "/user/permissions/workspaces", API).status_code == 410
     error = get(sim, "/repositories/acme/nope", API).json()
     assert set(error) == set(fixture("error.json")) and set(error["error"]) == {"message"}
     hooks = get(sim, "/repositories/acme/alpha/hooks", bearer(WAT_SECRET))
     assert hooks.status_code == 403  # webhook scope is not implied by anything the token holds
+
+
+# --- fixed answers Bitbucket gives (issue 11) ------------------------------------------------
+
+
+def test_override_settings_is_a_repository_inheritance_state(sim: Simulator) -> None:
+    body = get(sim, "/repositories/acme/alpha/override-settings", API).json()
+    assert body == {
+        "type": "repository_inheritance_state",
+        "override_settings": {"default_merge_strategy": True, "branching_model": True},
+    }
+
+
+@pytest.mark.parametrize("fields", ["values.slug", "size", "-error", "type"])
+def test_fields_never_trims_an_error_body(sim: Simulator, fields: str) -> None:
+    denied = get(sim, "/repositories/acme/alpha/pullrequests", basic("nopr@acme.example", NOPR_SECRET), fields=fields)
+    assert denied.status_code == 403
+    assert denied.json()["error"] == {
+        "message": "Your credentials lack one or more required privilege scopes.",
+        "detail": {
+            "required": ["read:pullrequest:bitbucket"],
+            "granted": ["read:repository:bitbucket", "read:user:bitbucket"],
+        },
+    }
+    missing = get(sim, "/repositories/acme/nope", API, fields=fields)
+    assert missing.status_code == 404 and error_message(missing) == "Repository acme/nope not found"
+
+
+@pytest.mark.parametrize(
+    "path", ["/repositories/acme/alpha/pullrequests", "/repositories/acme/alpha/pullrequests/activity"]
+)
+def test_pull_request_lists_refuse_pagelen_over_50(sim: Simulator, path: str) -> None:
+    for pagelen in (51, 100):
+        resp = get(sim, path, API, pagelen=pagelen)
+        assert resp.status_code == 400
+        assert resp.json() == {"type": "error", "error": {"message": "Invalid pagelen"}}
+    ok = get(sim, path, API, pagelen=50)
+    assert ok.status_code == 200 and ok.json()["pagelen"] == 50
+    # Other lists take 100 and clamp more (test_pagelen_default_and_clamp).
+    assert get(sim, "/repositories/acme/alpha/pipelines", API, pagelen=100).status_code == 200
+
+
+# --- switches: the simulator as an adversary -------------------------------------------------
+
+
+def switched(creds: list[Credential] | None = None, **switches: Any) -> Simulator:
+    """A simulator of its own (no git repositories: fast) with the given switches."""
+    return Simulator(make_workspaces(git=False), creds or list(make_credentials().values()), **switches)
+
+
+NOPR = basic("nopr@acme.example", NOPR_SECRET)
+
+
+def scope_403(sim: Simulator, headers: dict[str, str] = NOPR) -> dict[str, Any]:
+    resp = get(sim, "/repositories/acme/alpha/pullrequests", headers)
+    assert (
+        resp.status_code == 403
+        and error_message(resp) == "Your credentials lack one or more required privilege scopes."
+    )
+    return resp.json()["error"]["detail"]
+
+
+def test_switch_granted_in_403_partial_and_missing() -> None:
+    writer = Credential(
+        "api_token",
+        "ATATT3xTESTwriter",
+        ["read:repository:bitbucket", "write:repository:bitbucket"],
+        email="w@x.example",
+    )
+    shown = Credential(
+        "api_token",
+        "ATATT3xTESTshown",
+        ["read:user:bitbucket", "read:repository:bitbucket"],
+        email="s@x.example",
+        granted_shown=["read:user:bitbucket"],
+    )
+    with switched([writer, shown]) as full:
+        assert scope_403(full, basic("w@x.example", "ATATT3xTESTwriter"))["granted"] == [
+            "read:repository:bitbucket",
+            "write:repository:bitbucket",
+        ]
+    with switched([writer, shown], granted_in_403="partial") as partial:
+        assert scope_403(partial, basic("w@x.example", "ATATT3xTESTwriter")) == {
+            "required": ["read:pullrequest:bitbucket"],
+            "granted": ["read:repository:bitbucket"],
+        }
+        assert scope_403(partial, basic("s@x.example", "ATATT3xTESTshown"))["granted"] == ["read:user:bitbucket"]
+    with switched(granted_in_403="missing") as missing:
+        assert scope_403(missing) == {"required": ["read:pullrequest:bitbucket"]}
+        classic = get(missing, "/repositories/acme/alpha/pullrequests", bearer(RAT_SECRET)).json()["error"]["detail"]
+        assert classic == {"required": ["pullrequest"]}
+    with pytest.raises(ValueError, match="granted_in_403"):
+        Simulator(granted_in_403="some")
+
+
+SCOPE_HEADERS = ("x-oauth-scopes", "x-credential-type", "x-accepted-oauth-scopes")
+
+
+def test_switch_scope_headers_off_for_every_credential() -> None:
+    with switched(scope_headers=False) as sim:
+        answers = [
+            get(sim, "/repositories/acme", bearer(WAT_SECRET)),
+            get(sim, "/user", bearer(WAT_SECRET)),  # a 403 too
+            get(sim, "/user", bearer(oauth_token(sim))),
+            get(sim, "/user", API),
+        ]
+        assert [r.status_code for r in answers] == [200, 403, 200, 200]
+        assert all(name not in r.headers for r in answers for name in SCOPE_HEADERS)
+
+
+def test_switch_scope_headers_on_for_api_tokens() -> None:
+    with switched(scope_headers=True) as sim:
+        resp = get(sim, "/repositories/acme/alpha/pullrequests", API)
+        denied = get(sim, "/repositories/acme/alpha/pullrequests", NOPR)
+        wat = get(sim, "/repositories/acme", bearer(WAT_SECRET))
+    assert resp.headers["x-credential-type"] == "api_token"
+    assert resp.headers["x-oauth-scopes"] == ", ".join(READ_SCOPES)  # *:bitbucket names
+    assert resp.headers["x-accepted-oauth-scopes"] == "pullrequest"  # always classic names
+    assert denied.status_code == 403
+    assert denied.headers["x-oauth-scopes"] == "read:repository:bitbucket, read:user:bitbucket"
+    assert wat.headers["x-credential-type"] == "workspace_access_token"
+
+
+def test_switch_webhooks_readable_without_admin() -> None:
+    hooks = "/repositories/acme/readonly/hooks"
+    reader = Credential(
+        "api_token", API_SECRET, [*READ_SCOPES, "read:webhook:bitbucket"], email=EMAIL, permissions={"readonly": "read"}
+    )
+    with switched([reader]) as strict:
+        denied = get(strict, hooks, API)
+        assert denied.status_code == 403 and error_message(denied) == MSG_ADMIN
+    with switched([reader], webhooks_need_admin=False) as lax:
+        ok = get(lax, hooks, API)
+        assert ok.status_code == 200 and ok.json()["values"][0]["type"] == "webhook_subscription"
+        # The scope is still needed, and admin endpoints still need admin.
+        assert get(lax, "/repositories/acme/readonly/branch-restrictions", API).status_code == 403
+
+
+MSG_ADMIN = "You must be an administrator of this repository to access this resource."
+PERMS = "/user/workspaces/acme/permissions/repositories"
+
+
+def permissions_of(sim: Simulator, headers: dict[str, str] = API, **params: Any) -> dict[str, str]:
+    resp = get(sim, PERMS, headers, pagelen=100, **params)
+    assert resp.status_code == 200, resp.text
+    return {v["repository"]["full_name"]: v["permission"] for v in resp.json()["values"]}
+
+
+def test_switch_permissions_list_explicit_grants_only() -> None:
+    granted = Credential(
+        "api_token", API_SECRET, READ_SCOPES, email=EMAIL, permissions={"readonly": "read", "hidden": "none"}
+    )
+    with switched([granted]) as effective:
+        assert permissions_of(effective) == {"acme/alpha": "admin", "acme/beta": "admin", "acme/readonly": "read"}
+    with switched([granted], permissions_list="explicit") as explicit:
+        # alpha and beta come from default_permission (groups, projects): not explicit, not listed.
+        assert permissions_of(explicit) == {"acme/readonly": "read"}
+        # The repositories themselves are still there with their effective permission.
+        assert get(explicit, "/repositories/acme/alpha/branch-restrictions", API).status_code == 200
+
+
+@pytest.mark.parametrize("admin_fields", [{"workspace_admin": True}, {"workspace_role": "owner"}])
+def test_workspace_admin_has_admin_everywhere_but_explicit_list_omits_it(admin_fields: dict[str, Any]) -> None:
+    admin = Credential(
+        "api_token",
+        API_SECRET,
+        READ_SCOPES,
+        email=EMAIL,
+        permissions={"readonly": "read"},
+        default_permission="none",
+        **admin_fields,
+    )
+    with switched([admin]) as effective:
+        assert permissions_of(effective) == {f"acme/{s}": "admin" for s in ("alpha", "beta", "readonly", "hidden")}
+        assert get(effective, "/repositories/acme/readonly/pipelines_config", API).status_code == 200
+        assert get(effective, "/user/workspaces/acme/permission", API).json()["permission"] == "owner"
+    with switched([admin], permissions_list="explicit") as explicit:
+        # Only the explicit grant, with the effective permission (the list does not tell them apart).
+        assert permissions_of(explicit) == {"acme/readonly": "admin"}
+        admins = get(explicit, "/repositories/acme", API, role="admin", pagelen=100).json()
+        assert admins["size"] == 4  # the cross-check a pipe can make
+
+
+def test_switch_page_size_missing() -> None:
+    with switched(page_size=False) as sim:
+        for path in ("/repositories/big", PERMS, "/repositories/acme/alpha/refs/branches", "/user/workspaces"):
+            body = get(sim, path, API).json()
+            assert "size" not in body and body["values"], path
+        first = get(sim, "/repositories/big", API, pagelen=100).json()
+        assert "page=2" in first["next"] and first["pagelen"] == 100
+
+
+def test_switch_fields_ignored() -> None:
+    with switched(fields=False) as sim:
+        body = get(sim, "/repositories/big", API, pagelen=2, fields="values.slug").json()
+        assert set(body) >= {"size", "page", "pagelen", "values"}
+        assert "links" in body["values"][0] and "project" in body["values"][0]
+        assert "links" in get(sim, "/repositories/acme/alpha", API, fields="-links").json()
+
+
+# BBQL on the two lists a backup check filters.
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('permission="admin"', {"alpha", "beta"}),
+        ('permission!="admin"', {"readonly", "writer"}),
+        ('permission>"read"', {"alpha", "beta", "writer"}),
+        ('permission>="write" AND permission<"admin"', {"writer"}),
+        ('repository.full_name="acme/readonly"', {"readonly"}),
+        ('repository.name="alpha" OR repository.name="writer"', {"alpha", "writer"}),
+        ('(repository.name="alpha" OR repository.name="readonly") AND permission="read"', {"readonly"}),
+        ('repository.name~"ETA"', {"beta"}),
+    ],
+)
+def test_bbql_on_the_permissions_list(query: str, expected: set[str]) -> None:
+    grants = {"readonly": "read", "writer": "write", "hidden": "none"}
+    cred = Credential("api_token", API_SECRET, READ_SCOPES, email=EMAIL, permissions=grants)
+    workspaces = make_workspaces(git=False)
+    workspaces[0].repositories.append(Repository("writer"))
+    with Simulator(workspaces, [cred]) as sim:
+        assert set(permissions_of(sim, q=query)) == {f"acme/{s}" for s in expected}
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"q": 'full_name="acme/beta"'}, {"beta"}),
+        ({"q": 'full_name="acme/beta" OR slug="readonly"'}, {"beta", "readonly"}),
+        ({"q": 'project.key="WEB" AND is_private=true'}, {"alpha", "readonly", "hidden"}),
+        ({"role": "member"}, {"alpha", "beta", "readonly", "writer"}),
+        ({"role": "contributor"}, {"alpha", "beta", "writer"}),
+        ({"role": "admin"}, {"alpha", "beta"}),
+        ({"role": "contributor", "q": 'full_name="acme/readonly"'}, set()),
+        ({"role": "admin", "q": 'name="beta"'}, {"beta"}),
+    ],
+)
+def test_bbql_and_role_on_the_repository_list(params: dict[str, str], expected: set[str]) -> None:
+    cred = Credential(
+        "api_token",
+        API_SECRET,
+        READ_SCOPES,
+        email=EMAIL,
+        permissions={"readonly": "read", "writer": "write", "hidden": "none"},
+    )
+    workspaces = make_workspaces(git=False)
+    workspaces[0].repositories.append(Repository("writer"))
+    with Simulator(workspaces, [cred]) as sim:
+        body = get(sim, "/repositories/acme", API, pagelen=100, **params).json()
+        if "hidden" in expected:  # hidden is not visible to this credential at all
+            expected = expected - {"hidden"}
+        assert {r["slug"] for r in body["values"]} == expected
+        assert body["size"] == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        (PERMS, 'full_name="acme/alpha"'),  # the permissions list names it repository.full_name
+        ("/repositories/acme", 'permission="admin"'),  # a repository has no permission field
+        (PERMS, 'permission="admin" AND'),
+        (PERMS, "permission=admin"),
+        ("/repositories/acme", '(full_name="acme/alpha"'),
+    ],
+)
+def test_bbql_refuses_what_bitbucket_would(sim: Simulator, path: str, query: str) -> None:
+    resp = get(sim, path, API, q=query)
+    assert resp.status_code == 400
+    assert error_message(resp).startswith(("Invalid field name", "Invalid query"))
+
+
+def test_switch_bbql_unsupported_answers_400() -> None:
+    with switched(bbql=False) as sim:
+        for path in (PERMS, "/repositories/acme", "/repositories/acme/alpha/refs/branches"):
+            resp = get(sim, path, API, q='permission="admin"')
+            assert resp.status_code == 400 and "not supported" in error_message(resp)
+        assert get(sim, "/repositories/acme", API, role="admin").status_code == 200  # role= is not BBQL
+
+
+def test_filtered_lists_of_a_big_workspace_page_consistently() -> None:
+    cred = Credential(
+        "api_token",
+        API_SECRET,
+        READ_SCOPES,
+        email=EMAIL,
+        permissions={f"repo-{i:03d}": "read" for i in range(0, 250, 5)},
+    )
+    with switched([cred]) as sim:
+        url: str | None = sim.api_url + "/repositories/big?role=admin&pagelen=100"
+        slugs = []
+        while url:
+            body = httpx.get(url, headers=API).json()
+            assert body["size"] == 200
+            slugs += [r["slug"] for r in body["values"]]
+            url = body.get("next")
+    assert len(slugs) == 200 and "repo-000" not in slugs and "repo-001" in slugs
+
+
+def test_switch_api_token_over_bearer() -> None:
+    assert get_once(bearer(API_SECRET)) == 401
+    with switched(api_token_bearer=True) as sim:
+        resp = get(sim, "/user", bearer(API_SECRET))
+        assert resp.status_code == 200 and resp.json()["username"] == "dev"
+        assert sim.requests[-1].authorization_scheme == "Bearer"
+        assert get(sim, "/user", basic(EMAIL, API_SECRET)).status_code == 200  # Basic still works
+        assert get(sim, "/user", bearer(APP_PASSWORD)).status_code == 401
+
+
+def get_once(headers: dict[str, str], path: str = "/user", **switches: Any) -> int:
+    with switched(**switches) as sim:
+        return get(sim, path, headers).status_code
+
+
+def test_switch_oauth_response_of_2026() -> None:
+    with switched(oauth_response="2026") as sim:
+        resp = httpx.post(sim.oauth_token_url, auth=(OAUTH_ID, OAUTH_SECRET), data={"grant_type": "client_credentials"})
+        body = resp.json()
+        assert resp.status_code == 200
+        assert body["scope"] == "account repository"
+        assert "scopes" not in body and "refresh_token" not in body
+        assert get(sim, "/user", bearer(body["access_token"])).status_code == 200
+
+
+def test_switch_deprecation_headers_on_successful_answers() -> None:
+    deps = [
+        Deprecation(r"/refs/tags$"),
+        Deprecation(r"/downloads$", deprecation="@1790000000", sunset=None, link="https://example.invalid/notice"),
+    ]
+    with switched(deprecations=deps) as sim:
+        tags = get(sim, "/repositories/acme/alpha/refs/tags", API)
+        assert tags.status_code == 200
+        assert tags.headers["deprecation"] == "@1771545600"
+        assert tags.headers["sunset"] == "Fri, 21 Aug 2026 00:00:00 UTC"
+        assert tags.headers["link"] == (
+            '<https://developer.atlassian.com/cloud/bitbucket/changelog#CHANGE-3071>; rel="deprecation"; type="text/html"'
+        )
+        downloads = get(sim, "/repositories/acme/alpha/downloads", API)
+        assert downloads.headers["deprecation"] == "@1790000000" and "sunset" not in downloads.headers
+        assert downloads.headers["link"].startswith("<https://example.invalid/notice>;")
+        # Not on failures, not on other paths.
+        assert "deprecation" not in get(sim, "/repositories/acme/nope/refs/tags", API).headers
+        assert "deprecation" not in get(sim, "/repositories/acme/alpha/refs/branches", API).headers
+
+
+@needs_git
+def test_switch_app_password_over_git_answers_410_with_remote_lines() -> None:
+    creds = list(make_credentials().values())
+    with Simulator(make_workspaces(), creds) as default:
+        refused = ls_remote(default, "dev", APP_PASSWORD)
+        assert refused.returncode != 0 and "CHANGE-3222" not in refused.stderr
+        assert default.requests[-1].status == 401
+    with Simulator(make_workspaces(), creds, app_password_git="410") as sim:
+        result = ls_remote(sim, "dev", APP_PASSWORD)
+        assert result.returncode != 0
+        remote = [line for line in result.stderr.splitlines() if line.startswith("remote: ")]
+        assert remote == [
+            "remote: CHANGE-3222 - Functionality has been deprecated",
+            "remote: App passwords are deprecated and must be replaced with API tokens.",
+            "remote: https://developer.atlassian.com/cloud/bitbucket/changelog#CHANGE-3222",
+        ]
+        assert "410" in result.stderr and sim.requests[-1].credential_kind == "app_password"
+        # REST still refuses app passwords with 401, and API tokens still clone.
+        assert get(sim, "/user", basic("dev", APP_PASSWORD)).status_code == 401
+        assert ls_remote(sim, "dev", API_SECRET).returncode == 0
+
+
+PACKAGES = ["read:package:bitbucket", "write:package:bitbucket"]
+
+
+def test_package_scopes_are_granted_names_like_any_other() -> None:
+    cred = Credential(
+        "api_token", API_SECRET, ["read:repository:bitbucket", *PACKAGES], email=EMAIL, scope_headers=True
+    )
+    with switched([cred]) as sim:
+        ok = get(sim, "/repositories/acme", API)
+        assert ok.status_code == 200
+        assert (
+            ok.headers["x-oauth-scopes"] == "read:repository:bitbucket, read:package:bitbucket, write:package:bitbucket"
+        )
+        assert scope_403(sim, API)["granted"] == [
+            "read:package:bitbucket",
+            "read:repository:bitbucket",
+            "write:package:bitbucket",
+        ]
 
 
 # --- CLI ------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import shapes
+from .bbql import BbqlError, compile_query
 from .model import Credential
-from .paging import Page, paginate
+from .paging import PULL_REQUEST_MAX_PAGELEN, Page, paginate, requested_pagelen
 from .scopes import SCOPE_TABLE, Requirement, missing_scopes
 from .world import PERMISSION_RANK, RepoEntry, World
 
@@ -22,7 +23,14 @@ MSG_AUTH_TYPE = (
     "session, password, apppassword, api_token, oauth"
 )
 MSG_ADMIN = "You must be an administrator of this repository to access this resource."
-MSG_RETIRED = "Issues and Wikis have been removed from Bitbucket Cloud (2026-08-20)."
+MSG_INVALID_PAGELEN = "Invalid pagelen"
+MSG_NO_QUERY = "Filtering with q= is not supported by this server."
+# The answer of every Issues and Wiki endpoint since 2026-08-20 (bitbucket-cloud.md section 1).
+GONE_3071 = shapes.error(
+    "CHANGE-3071 - Functionality has been deprecated",
+    detail="Please read the changelog entry for more details.",
+    data={"announcement_url": "https://developer.atlassian.com/cloud/bitbucket/changelog#CHANGE-3071"},
+)
 GONE_2770 = shapes.error(
     "CHANGE-2770 - Functionality has been deprecated",
     detail="Please read the changelog entry for more details.",
@@ -57,10 +65,16 @@ REPO_COLLECTIONS = (
     "deploy-keys",
     "permissions-config/users",
     "pipelines-config/runners",
-    "override-settings",
 )
-# Bitbucket lets only repository admins manage webhooks, though the hooks scope is not an admin one.
-ADMIN_ONLY = frozenset({_REPO + "/hooks"})
+# Bitbucket lets only repository admins manage webhooks, though the hooks scope is not an admin one
+# (switch webhooks_need_admin=False: readable with the scope alone).
+HOOKS = _REPO + "/hooks"
+# Pull request lists refuse pagelen > 50; the research names /pullrequests, and the activity list
+# is served by the same pull request service, so it gets the same cap here.
+PULL_REQUEST_LISTS = frozenset({_REPO + "/pullrequests", _REPO + "/pullrequests/activity"})
+ROLE_MINIMUM = {"member": "read", "contributor": "write", "admin": "admin", "owner": "admin"}
+# Repository permissions compare by level in BBQL: permission>"read" means write or admin.
+RANKS = {"permission": PERMISSION_RANK}
 
 
 class ApiError(Exception):
@@ -115,8 +129,11 @@ def compile_template(template: str) -> re.Pattern[str]:
 class Api:
     def __init__(self, world: World, reports: dict[str, Any]) -> None:
         self.world = world
+        self.behaviour = world.behaviour
         self.reports = reports
         self.routes = [Route(m, t, h, compile_template(t)) for m, t, h in self._route_list()]
+        # Filtered lists (role=, q=) of big workspaces, per credential: a paged walk asks each page.
+        self._filtered: dict[tuple[Any, ...], list[RepoEntry]] = {}
 
     def _route_list(self) -> list[tuple[str, str, Callable[[Api, Call], Result]]]:
         cls = type(self)
@@ -146,6 +163,7 @@ class Api:
             ("GET", _REPO, cls.get_repository),
             ("GET", _REPO + "/pipelines_config", cls.pipelines_config),
             ("GET", _REPO + "/pipelines_config/ssh/key_pair", cls.key_pair),
+            ("GET", _REPO + "/override-settings", cls.override_settings),
             ("GET", _REPO + "/issues", cls.retired),
             ("PUT", _REPO + "/commit/{commit}/reports/{reportId}", cls.put_report),
             ("GET", "/snippets/{workspace}", cls.snippets),
@@ -166,7 +184,7 @@ class Api:
 
     def handle(self, call: Call) -> tuple[Result, Requirement | None]:
         if RETIRED_PRODUCTS.match(call.path):
-            return Result(410, shapes.error(MSG_RETIRED)), None
+            return Result(410, GONE_3071), None
         found = self.match(call.method, call.path)
         if found is None:
             return Result(404, shapes.error(f"Resource not found: {call.path}")), None
@@ -174,9 +192,17 @@ class Api:
         req = SCOPE_TABLE[(route.method, route.template)]
         try:
             self._authorize(call, route, req)
+            self._check_query(call, route)
             return route.handler(self, call), req
         except ApiError as err:
             return Result(err.status, err.body), req
+
+    def _check_query(self, call: Call, route: Route) -> None:
+        params = call.params
+        if route.template in PULL_REQUEST_LISTS and requested_pagelen(params) > PULL_REQUEST_MAX_PAGELEN:
+            raise ApiError(400, shapes.error(MSG_INVALID_PAGELEN))
+        if "q" in params and not self.behaviour.bbql:
+            raise ApiError(400, shapes.error(MSG_NO_QUERY))
 
     def _authorize(self, call: Call, route: Route, req: Requirement) -> None:
         cred = call.cred
@@ -186,16 +212,30 @@ class Api:
             raise ApiError(410, GONE_2770)
         missing = missing_scopes(cred.kind, cred.scopes, req)
         if missing:
-            detail = {"required": missing, "granted": sorted(cred.scopes)}
+            detail: dict[str, Any] = {"required": missing}
+            granted = self._granted(cred)
+            if granted is not None:
+                detail["granted"] = granted
             raise ApiError(403, shapes.error(MSG_SCOPES, detail=detail))
         if "workspace" in call.args:
             self._workspace(call)
         if "repo_slug" in call.args:
             entry = self._repo(call)
-            if ("repository:admin" in req.classic or route.template in ADMIN_ONLY) and self.world.permission(
-                cred, entry
-            ) != "admin":
+            hooks = route.template == HOOKS and self.behaviour.webhooks_need_admin
+            if ("repository:admin" in req.classic or hooks) and self.world.permission(cred, entry) != "admin":
                 raise ApiError(403, shapes.error(MSG_ADMIN))
+
+    def _granted(self, cred: Credential) -> list[str] | None:
+        """The `granted` list of a scope 403: every scope (default), a subset, or none at all."""
+        mode = self.behaviour.granted_in_403
+        if mode == "missing":
+            return None
+        if mode == "partial":
+            if cred.granted_shown is not None:
+                return sorted(cred.granted_shown)
+            # Read scopes only: `read:*:bitbucket`, or a classic name without :write/:admin/...
+            return sorted(s for s in cred.scopes if s.startswith("read:") or ":" not in s)
+        return sorted(cred.scopes)
 
     def _workspace(self, call: Call) -> Any:
         slug = call.args["workspace"]
@@ -210,10 +250,29 @@ class Api:
             raise not_found(f"Repository {ws}/{slug} not found")
         return entry
 
+    def _paginate(self, call: Call, total: int) -> tuple[slice, dict[str, Any]]:
+        return paginate(total, call.params, call.base_url, call.full_path, call.query, self.behaviour.page_size)
+
     def _page(self, call: Call, items: list[Any], json_items: list[str] | None = None) -> Result:
-        window, meta = paginate(len(items), call.params, call.base_url, call.full_path, call.query)
+        window, meta = self._paginate(call, len(items))
         chunk_json = json_items[window] if json_items is not None else None
         return Result(200, Page(meta, items[window], chunk_json))
+
+    def _query(self, call: Call, fields: dict[str, Callable[[RepoEntry], Any]]) -> Callable[[Any], bool] | None:
+        query = call.params.get("q", "").strip()
+        if not query:
+            return None
+        try:
+            return compile_query(query, fields, RANKS)
+        except BbqlError as err:
+            raise ApiError(400, shapes.error(str(err))) from None
+
+    def _cached(self, key: tuple[Any, ...], build: Callable[[], list[RepoEntry]]) -> list[RepoEntry]:
+        found = self._filtered.get(key)
+        if found is None:
+            found = build()
+            self._filtered[key] = found  # a race only builds the same list twice
+        return found
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -221,28 +280,23 @@ class Api:
         return Result(410, GONE_2770)
 
     def retired(self, call: Call) -> Result:
-        return Result(410, shapes.error(MSG_RETIRED))
+        return Result(410, GONE_3071)
 
     def get_user(self, call: Call) -> Result:
         return Result(200, shapes.user(call.cred))
 
     def user_workspaces(self, call: Call) -> Result:
-        role = self.world.workspace_role(call.cred)
-        items = (
-            []
-            if role == "collaborator"
-            else [
-                {
-                    "type": "workspace_access",
-                    "workspace": shapes.workspace_ref(idx.ws),
-                    "permission": role,
-                    "administrator": role == "owner",
-                    "last_accessed": shapes.UPDATED,
-                }
-                for slug, idx in self.world.index.items()
-                if self.world.sees_workspace(call.cred, slug)
-            ]
-        )
+        # `workspace_access` entries (the OpenAPI document): an administrator flag, no role string.
+        cred = call.cred
+        admin = cred.is_workspace_admin
+        wanted = call.params.get("administrator", "").lower()
+        if cred.role == "collaborator" or (wanted in ("true", "false") and (wanted == "true") != admin):
+            return self._page(call, [])
+        items = [
+            {"type": "workspace_access", "administrator": admin, "workspace": shapes.workspace_base(idx.ws)}
+            for slug, idx in self.world.index.items()
+            if self.world.sees_workspace(cred, slug)
+        ]
         return self._page(call, items)
 
     def user_workspace_permission(self, call: Call) -> Result:
@@ -258,12 +312,21 @@ class Api:
         )
 
     def user_repo_permissions(self, call: Call) -> Result:
-        ws = call.args["workspace"]
-        entries = self.world.visible(call.cred, ws)
-        wanted = re.search(r'repository\.full_name\s*=\s*"([^"]+)"', call.params.get("q", ""))
-        if wanted:
-            entries = [e for e in entries if e.full_name == wanted.group(1)]
-        window, meta = paginate(len(entries), call.params, call.base_url, call.full_path, call.query)
+        ws, cred = call.args["workspace"], call.cred
+        explicit = self.behaviour.permissions_list == "explicit"
+        # explicit: only explicit grants are listed (a workspace administrator's implicit admin is not).
+        entries = self.world.explicitly_granted(cred, ws) if explicit else self.world.visible(cred, ws)
+        fields: dict[str, Callable[[RepoEntry], Any]] = {
+            "permission": lambda e: self.world.permission(cred, e),
+            "repository.full_name": lambda e: e.full_name,
+            "repository.name": lambda e: e.repo.slug,
+            "repository.uuid": lambda e: shapes.braced_uuid("repo", e.ws.slug, e.repo.slug),
+        }
+        pred = self._query(call, fields)
+        if pred is not None:
+            key = ("perms", id(cred), ws, explicit, call.params["q"])
+            entries = self._cached(key, lambda: [e for e in entries if pred(e)])
+        window, meta = self._paginate(call, len(entries))
         user = shapes.user_ref(call.cred)
         items = [
             {
@@ -304,24 +367,34 @@ class Api:
         return self._page(call, [shapes.workspace_variable(self._workspace(call).ws)])
 
     def list_repositories(self, call: Call) -> Result:
-        entries = self.world.visible(call.cred, call.args["workspace"])
-        entries = self._filter_role(call, entries)
-        window, meta = paginate(len(entries), call.params, call.base_url, call.full_path, call.query)
+        ws, cred = call.args["workspace"], call.cred
+        entries = self.world.visible(cred, ws)
+        fields: dict[str, Callable[[RepoEntry], Any]] = {
+            "full_name": lambda e: e.full_name,
+            "name": lambda e: e.repo.slug,
+            "slug": lambda e: e.repo.slug,
+            "uuid": lambda e: shapes.braced_uuid("repo", e.ws.slug, e.repo.slug),
+            "project.key": lambda e: e.repo.project,
+            "is_private": lambda e: e.repo.is_private,
+        }
+        pred = self._query(call, fields)
+        role = call.params.get("role", "")
+        if pred is not None or role in ROLE_MINIMUM:
+            key = ("repos", id(cred), ws, role, call.params.get("q"))
+            entries = self._cached(key, lambda: self._filter(call, entries, role, pred))
+        window, meta = self._paginate(call, len(entries))
         chunk = entries[window]
         return Result(200, Page(meta, None, [e.json for e in chunk]))
 
-    def _filter_role(self, call: Call, entries: list[RepoEntry]) -> list[RepoEntry]:
-        # role=member|contributor|admin: minimum permission, as Bitbucket documents it.
-        need = {
-            "member": "read",
-            "contributor": "write",
-            "admin": "admin",
-            "owner": "admin",
-        }.get(call.params.get("role", ""))
-        if need is None:
-            return entries
-        rank = PERMISSION_RANK[need]
-        return [e for e in entries if PERMISSION_RANK.get(self.world.permission(call.cred, e), 0) >= rank]
+    def _filter(
+        self, call: Call, entries: list[RepoEntry], role: str, pred: Callable[[Any], bool] | None
+    ) -> list[RepoEntry]:
+        # role=member|contributor|admin|owner: a minimum effective permission, as Bitbucket documents it.
+        need = ROLE_MINIMUM.get(role)
+        if need is not None:
+            rank = PERMISSION_RANK[need]
+            entries = [e for e in entries if PERMISSION_RANK.get(self.world.permission(call.cred, e), 0) >= rank]
+        return entries if pred is None else [e for e in entries if pred(e)]
 
     def get_repository(self, call: Call) -> Result:
         return Result(200, self._repo(call).obj)
@@ -339,6 +412,10 @@ class Api:
     def key_pair(self, call: Call) -> Result:
         self._repo(call)
         return Result(200, shapes.key_pair())
+
+    def override_settings(self, call: Call) -> Result:
+        self._repo(call)
+        return Result(200, shapes.override_settings())
 
     def snippets(self, call: Call) -> Result:
         ws = self._workspace(call).ws

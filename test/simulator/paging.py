@@ -8,7 +8,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 DEFAULT_PAGELEN = 10
-MAX_PAGELEN = 100
+MAX_PAGELEN = 100  # most collections clamp a larger pagelen to this
+PULL_REQUEST_MAX_PAGELEN = 50  # pull request lists refuse more with 400 "Invalid pagelen" (research A11)
 
 
 @dataclass
@@ -47,15 +48,24 @@ def page_url(base: str, path: str, query: str, page: int) -> str:
     return f"{base}{path}?{urlencode(params)}"
 
 
-def paginate(total: int, params: dict[str, str], base: str, path: str, query: str) -> tuple[slice, dict[str, Any]]:
+def requested_pagelen(params: dict[str, str]) -> int:
+    return _int(params.get("pagelen"), DEFAULT_PAGELEN)
+
+
+def paginate(
+    total: int, params: dict[str, str], base: str, path: str, query: str, with_size: bool = True
+) -> tuple[slice, dict[str, Any]]:
     """The window of a collection of `total` items a request asks for, and the page's metadata.
 
-    Callers slice their (cached) item list with it, so only one page is ever built.
+    Callers slice their (cached) item list with it, so only one page is ever built. `size` is
+    optional in Bitbucket's pages ("can be expensive to compute"): with_size=False leaves it out.
     """
-    pagelen = max(1, min(_int(params.get("pagelen"), DEFAULT_PAGELEN), MAX_PAGELEN))
+    pagelen = max(1, min(requested_pagelen(params), MAX_PAGELEN))
     page = max(1, _int(params.get("page"), 1))
     start = (page - 1) * pagelen
     meta: dict[str, Any] = {"pagelen": pagelen, "size": total, "page": page}
+    if not with_size:
+        del meta["size"]
     if start + pagelen < total:
         meta["next"] = page_url(base, path, query, page + 1)
     if page > 1:

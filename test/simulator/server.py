@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import shapes
 from .api import MSG_SCOPES, MSG_UNAUTHORIZED, Api, Call, Result
 from .gitrepos import GitRepos, http_backend
-from .model import Credential, Fault, RecordedRequest, Workspace
+from .model import Behaviour, Credential, Fault, RecordedRequest, Workspace
 from .paging import Page, apply_fields, page_url
 from .scopes import GIT_READ, missing_scopes
 from .world import World
@@ -29,6 +29,13 @@ from .world import World
 REALM = 'Basic realm="Bitbucket.org HTTP"'
 RATE_LIMIT_BODY = b"Rate limit for this resource has been exceeded"
 HTML_BODY = b"<html><body>Bitbucket is down for maintenance</body></html>"
+# Git over HTTPS with an app password since 2026-07-28 (research A1). A text/plain error body is
+# what git prints as `remote: ...` lines (checked with git 2.39: text/html bodies are not shown).
+APP_PASSWORD_GONE = (
+    b"CHANGE-3222 - Functionality has been deprecated\n"
+    b"App passwords are deprecated and must be replaced with API tokens.\n"
+    b"https://developer.atlassian.com/cloud/bitbucket/changelog#CHANGE-3222\n"
+)
 GIT_PATH = re.compile(r"^/(?P<workspace>[^/]+)/(?P<slug>[^/]+?)\.git(?P<rest>/.*)$")
 REPORT_PATH = re.compile(
     r"^/2\.0/repositories/(?P<workspace>[^/]+)/(?P<repo_slug>[^/]+)"
@@ -92,8 +99,12 @@ class Simulator:
         latency: float = 0.0,
         faults: list[Fault] | None = None,
         rate_limit: int | None = None,
+        behaviour: Behaviour | None = None,
+        **switches: Any,
     ) -> None:
-        self.world = World(list(workspaces or []), list(credentials or []))
+        # Switches are Behaviour's fields, given by name: Simulator(..., permissions_list="explicit").
+        self.behaviour = behaviour or Behaviour(**switches)
+        self.world = World(list(workspaces or []), list(credentials or []), self.behaviour)
         self.latency = latency
         self.faults: list[Fault] = list(faults or [])
         self.rate_limit = rate_limit
@@ -258,7 +269,12 @@ class Simulator:
         )
         result, requirement = self.api.handle(call)
         response = self._render(result, req)
-        if cred.sends_scope_headers():
+        if 200 <= response.status < 300:
+            self._announce_deprecations(req, response)
+        sends = self.behaviour.scope_headers
+        if sends is None:
+            sends = cred.sends_scope_headers()
+        if sends:
             response.headers["x-oauth-scopes"] = ", ".join(cred.scopes)
             response.headers["x-credential-type"] = cred.credential_type()
             if requirement is not None and requirement.classic:
@@ -267,6 +283,17 @@ class Simulator:
             response.headers["X-RateLimit-Limit"] = "1000"
             response.headers["X-RateLimit-Resource"] = "api"
         return response, cred
+
+    def _announce_deprecations(self, req: Incoming, response: Response) -> None:
+        for dep in self.behaviour.deprecations:
+            if dep.method.upper() == req.method and re.search(dep.path, req.path):
+                if dep.deprecation:
+                    response.headers["Deprecation"] = dep.deprecation
+                if dep.sunset:
+                    response.headers["Sunset"] = dep.sunset
+                if dep.link:
+                    response.headers["Link"] = f'<{dep.link}>; rel="deprecation"; type="text/html"'
+                return
 
     def _over_rate_limit(self, cred: Credential) -> bool:
         if self.rate_limit is None:
@@ -281,8 +308,9 @@ class Simulator:
         if isinstance(payload, Page) and self._take_fault(req, loop_next=True):
             # A buggy server: `next` leads back to page 1 forever.
             payload.meta["next"] = page_url(self.base_url, req.path, req.query, 1)
-        fields = dict(parse_qsl(req.query)).get("fields")
-        if fields:
+        fields = dict(parse_qsl(req.query)).get("fields") if self.behaviour.fields else None
+        # Error bodies keep their message and detail whatever fields= asks (as Bitbucket's do).
+        if fields and 200 <= result.status < 300:
             obj = payload.to_obj() if isinstance(payload, Page) else payload
             return Response.json(result.status, apply_fields(obj, fields), result.headers)
         if isinstance(payload, Page):
@@ -328,21 +356,25 @@ class Simulator:
                     "error_description": "Only client_credentials is served here",
                 },
             )
-        return Response.json(
-            200,
-            {
-                "access_token": self.world.issue_oauth_token(consumer),
-                "scopes": " ".join(consumer.scopes),
-                "expires_in": 7200,
-                "token_type": "bearer",
-                "state": "client_credentials",
-                "refresh_token": os.urandom(16).hex(),
-            },
-        )
+        body: dict[str, Any] = {
+            "access_token": self.world.issue_oauth_token(consumer),
+            "expires_in": 7200,
+            "token_type": "bearer",
+            "state": "client_credentials",
+        }
+        if self.behaviour.oauth_response == "legacy":
+            # Before 2026-05-04: `scopes`, and a refresh token even for client credentials.
+            body.update(scopes=" ".join(consumer.scopes), refresh_token=os.urandom(16).hex())
+        else:
+            body["scope"] = " ".join(consumer.scopes)  # since 2026-05-04; no refresh token (app user)
+        return Response.json(200, body)
 
     # --- git over HTTPS -------------------------------------------------------------------------
 
     def _git_request(self, req: Incoming, parts: dict[str, str]) -> tuple[Response, Credential | None]:
+        app_password = self.world.app_password(req.secret) if req.scheme == "Basic" else None
+        if app_password is not None and self.behaviour.app_password_git == "410":
+            return Response.text(410, APP_PASSWORD_GONE), app_password
         cred = self.world.authenticate_git(req.user, req.secret) if req.scheme == "Basic" else None
         if cred is None:
             return Response.text(401, b"Invalid credentials\n", {"WWW-Authenticate": REALM}), None

@@ -46,6 +46,19 @@ def workspace_ref(ws: Workspace) -> dict[str, Any]:
     }
 
 
+def workspace_base(ws: Workspace) -> dict[str, Any]:
+    """The sparse workspace of a `workspace_access` entry (GET /user/workspaces): no name, no html link."""
+    return {
+        "type": "workspace_base",
+        "slug": ws.slug,
+        "uuid": braced_uuid("ws", ws.slug),
+        "links": {
+            "avatar": href(f"{WEB}/workspaces/{ws.slug}/avatar/"),
+            "self": href(f"{API}/workspaces/{ws.slug}"),
+        },
+    }
+
+
 def workspace(ws: Workspace) -> dict[str, Any]:
     ref = workspace_ref(ws)
     ref["links"].update(
@@ -333,7 +346,6 @@ def repo_items(kind: str, ws: Workspace, repo: Repository, owner: dict[str, Any]
             "user": owner,
             "repository": ref,
         },
-        "override-settings": {"default_merge_strategy": True, "branching_model": True},
         "pipelines-config/runners": {
             "type": "pipeline_runner",
             "uuid": uid,
@@ -386,6 +398,14 @@ def pipelines_config(ws: Workspace, repo: Repository) -> dict[str, Any]:
         "type": "repository_pipelines_configuration",
         "enabled": True,
         "repository": repo_ref(ws, repo),
+    }
+
+
+def override_settings() -> dict[str, Any]:
+    # `repository_inheritance_state`: which repository settings override the project's.
+    return {
+        "type": "repository_inheritance_state",
+        "override_settings": {"default_merge_strategy": True, "branching_model": True},
     }
 
 

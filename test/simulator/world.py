@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import shapes
-from .model import Credential, Repository, Workspace
+from .model import Behaviour, Credential, Repository, Workspace
 from .scopes import expand_classic
 
 PERMISSION_RANK = {"none": 0, "read": 1, "write": 2, "admin": 3}
@@ -63,6 +63,7 @@ def _repo_template(ws: Workspace, repo: Repository, git_base: str) -> str:
 class World:
     workspaces: list[Workspace]
     credentials: list[Credential]
+    behaviour: Behaviour = field(default_factory=Behaviour)
     index: dict[str, WorkspaceIndex] = field(default_factory=dict)
     oauth_tokens: dict[str, Credential] = field(default_factory=dict)
     _visible: dict[tuple[int, str], list[RepoEntry]] = field(default_factory=dict)
@@ -95,7 +96,9 @@ class World:
             # Only API tokens use Basic, and only with the Atlassian account email as user.
             ok = named.kind == "api_token" and user.lower() == (named.email or "").lower()
         elif scheme == "Bearer":
-            ok = named.kind == "access_token" or is_issued_oauth
+            # API tokens over Bearer: uncertain on Bitbucket (2026), so only behind a switch.
+            api_bearer = self.behaviour.api_token_bearer and named.kind == "api_token"
+            ok = named.kind == "access_token" or is_issued_oauth or api_bearer
         else:
             ok = False
         return (named if ok else None), named
@@ -139,16 +142,20 @@ class World:
         return ws_slug in self.index and cred.workspace in (None, ws_slug)
 
     def workspace_role(self, cred: Credential) -> str:
-        return cred.workspace_role if cred.is_user else "member"
+        return cred.role
+
+    def app_password(self, secret: str) -> Credential | None:
+        cred = self._by_secret(secret)
+        return cred if cred is not None and cred.kind == "app_password" else None
 
     def permission(self, cred: Credential, entry: RepoEntry) -> str:
         """admin | write | read | none: the caller's permission on one repository."""
         if not self.sees_workspace(cred, entry.ws.slug):
             return "none"
         if cred.is_user:
-            full = f"{entry.ws.slug}/{entry.repo.slug}"
-            perms = cred.permissions
-            return perms.get(full) or perms.get(entry.repo.slug) or cred.default_permission
+            if cred.is_workspace_admin:
+                return "admin"  # a workspace administrator administers every repository in it
+            return self.explicit_grant(cred, entry) or cred.default_permission
         if not self._token_covers(cred, entry):
             return "none"
         granted = expand_classic(cred.scopes)
@@ -156,8 +163,15 @@ class World:
             return "admin"
         return "write" if "repository:write" in granted else "read"
 
+    @staticmethod
+    def explicit_grant(cred: Credential, entry: RepoEntry) -> str | None:
+        perms = cred.permissions
+        return perms.get(entry.full_name) or perms.get(entry.repo.slug)
+
     def _sees_all(self, cred: Credential) -> bool:
         if cred.is_user:
+            if cred.is_workspace_admin:
+                return True
             return not cred.permissions and cred.default_permission != "none"
         return cred.level == "workspace"
 
@@ -183,3 +197,9 @@ class World:
             with self._lock:
                 self._visible[key] = cached
         return cached
+
+    def explicitly_granted(self, cred: Credential, ws_slug: str) -> list[RepoEntry]:
+        """Visible repositories with an explicit grant in Credential.permissions (the 'explicit' list)."""
+        if not cred.permissions:
+            return []
+        return [e for e in self.visible(cred, ws_slug) if self.explicit_grant(cred, e) not in (None, "none")]
