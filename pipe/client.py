@@ -1,7 +1,15 @@
-"""The one way the pipe talks to Bitbucket: httpx with auth, pages, retries and a deadline.
+"""The one way the pipe talks to Bitbucket: httpx with auth, retries, a deadline and hard bounds.
 
 Secrets stay inside httpx's Authorization header: URLs never carry them, nothing here logs
 headers, and failures are described by status and exception type only.
+
+Trust rules (issue 9): a request goes only to its home origin (scheme, host, port: the one of
+BITBUCKET_API_URL, or of BITBUCKET_OAUTH_TOKEN_URL for the grant), and httpx never follows a
+redirect by itself: one to the same origin is followed (at most MAX_REDIRECTS), one elsewhere
+fails the request, so neither the credential nor "evidence" crosses origins. Every body is read
+as a stream, inflated by us with a bound (a gzip bomb stops while inflating), and parsed only
+after cheap checks of its size, number of values and nesting depth. Bodies that are not JSON are
+never kept: only their status and media type.
 """
 
 from __future__ import annotations
@@ -9,18 +17,42 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
+import os
 import random
+import re
+import ssl
 import time
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate, count
+from operator import sub
 from typing import Any, Self
 
 import httpx
 
+from pipe.errors import ConfigError, Problem
+
 log = logging.getLogger("backup-readiness")
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
-MAX_PAGELEN = 100
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_PAGELEN = 100  # kept here too: older imports read it from the client
+MAX_REDIRECTS = 3
+MAX_BODY = 8 * 1024 * 1024  # after inflating; a page of 100 items is tens of KiB
+MAX_IN_FLIGHT = 24 * 1024 * 1024  # all bodies being read at once, whatever CONCURRENCY is
+MAX_VALUES = 250_000  # JSON values in one body: bounds the parsed objects (~100 bytes each)
+MAX_DEPTH = 64
+MESSAGE_LIMIT = 300
+MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,40}/[a-z0-9][a-z0-9.+-]{0,60}")
+ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
+# A JSON string, unrolled so that long strings are matched in one C-level loop.
+JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+DEPTH_STEP = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+# A lone surrogate survives json.loads (escaped, or as raw bytes: bytes are decoded with
+# surrogatepass) and later breaks every UTF-8 writer; only bodies holding one are walked.
+SURROGATE_HINT = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ApiFailure(Exception):
@@ -43,11 +75,43 @@ class BearerAuth(httpx.Auth):
         return "BearerAuth(<redacted>)"
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a credential may go: scheme, host and port, compared exactly."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: httpx.URL | str) -> Origin:
+        url = httpx.URL(url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return cls(url.scheme, url.raw_host.decode("ascii", "replace").lower(), port)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+def media_type(headers: httpx.Headers) -> str:
+    """The Content-Type without parameters, or 'no content type' when absent or odd."""
+    value = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return value if MEDIA_TYPE.fullmatch(value) else "no content type" if not value else "an unreadable content type"
+
+
 @dataclass
 class Reply:
     status: int
-    body: Any
+    body: Any  # parsed JSON, or None: a body that is not JSON is never kept
     headers: httpx.Headers
+    content_type: str = "application/json"
+    nbytes: int = 0  # body size after inflating
+    weight: int = 0  # JSON values counted in the body (a bound on the objects it became)
 
     @property
     def ok(self) -> bool:
@@ -55,14 +119,20 @@ class Reply:
 
     @property
     def error(self) -> dict:
-        """Bitbucket's `{"type": "error", "error": {...}}` payload, or {}."""
+        """Bitbucket's `{"type": "error", "error": {...}}` payload, or {} for any other shape."""
         if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
             return self.body["error"]
         return {}
 
     @property
     def message(self) -> str:
-        return str(self.error.get("message") or f"HTTP {self.status}")
+        """Bitbucket's error message (a short str), else the status and, for non-JSON, the media type."""
+        message = self.error.get("message")
+        if isinstance(message, str) and message.strip():
+            return _short(message.strip())
+        if self.body is None and self.nbytes and "json" not in self.content_type:
+            return f"HTTP {self.status} ({self.content_type}, not JSON)"
+        return f"HTTP {self.status}"
 
 
 @dataclass
@@ -80,22 +150,156 @@ class Traffic:
     rate: RateLimit = field(default_factory=RateLimit)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def ascii_int(value: str | None) -> int | None:
+    """A header's number: ASCII digits only ('²'.isdigit() is True, int('²') is not)."""
+    value = (value or "").strip()
+    return int(value) if ASCII_NUMBER.fullmatch(value) else None
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = ascii_int(headers.get("retry-after"))
+    return float(value) if value is not None else None
+
+
+def trust_context(env: Mapping[str, str] = os.environ) -> ssl.SSLContext:
+    """The CA bundle git trusts too: SSL_CERT_FILE / SSL_CERT_DIR if set, else the system's
+    (httpx's default would be certifi, which a TLS-inspecting proxy's CA is never in)."""
+    cafile, capath = env.get("SSL_CERT_FILE") or None, env.get("SSL_CERT_DIR") or None
     try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    except (OSError, ssl.SSLError, ValueError):
+        name = "SSL_CERT_FILE" if cafile else "SSL_CERT_DIR"
+        raise ConfigError(
+            [
+                Problem(
+                    name,
+                    "does not point to a readable PEM CA bundle.",
+                    f"Set {name} to the CA bundle of the TLS-inspecting proxy (PEM), or unset it to use the system's.",
+                )
+            ]
+        ) from None
+
+
+def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _tls_failure(exc: Exception, url: httpx.URL, home: str) -> str | None:
+    """A certificate the CA bundle does not trust: said so, with the variable that fixes it."""
+    failure = _cause(exc, ssl.SSLCertVerificationError)
+    if failure is None and "CERTIFICATE_VERIFY_FAILED" not in str(exc):
         return None
+    detail = getattr(failure, "verify_message", "") or ""
+    code = "CERTIFICATE_VERIFY_FAILED" + (f": {_short(str(detail))}" if detail else "")
+    return (
+        f"the TLS certificate of {home} host {Origin.of(url).host} is not trusted ({code}); if a "
+        "TLS-inspecting proxy sits in between, set SSL_CERT_FILE to its CA bundle"
+    )
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return "Bitbucket did not answer in time"
+    if _cause(exc, ssl.SSLError) is not None:
+        return f"the TLS handshake failed ({type(_cause(exc, ssl.SSLError)).__name__})"
     if isinstance(exc, httpx.ConnectError):
         return "could not connect to Bitbucket"
-    if isinstance(exc, httpx.TooManyRedirects):
-        return "Bitbucket answered with a redirect loop"
     return f"the connection failed ({type(exc).__name__})"
+
+
+class _Inflater:
+    """Content-Encoding done by us, in bounded steps: zlib's max_length stops a bomb mid-way."""
+
+    def __init__(self, encoding: str, where: str):
+        self.where = where
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._zlib = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS)
+        else:
+            raise ApiFailure(f"{where}: the answer uses an encoding the pipe did not ask for")
+
+    def feed(self, data: bytes, room: int) -> Iterator[bytes]:
+        """Yield the inflated bytes of `data`, never more than `room` + 1 in total."""
+        if self._zlib is None:
+            yield data
+            return
+        try:
+            while data and room >= 0:
+                out = self._zlib.decompress(data, room + 1)
+                room -= len(out)
+                data = self._zlib.unconsumed_tail
+                yield out
+        except zlib.error:
+            raise ApiFailure(f"{self.where}: the compressed answer is corrupt") from None
+
+    def finish(self, room: int) -> bytes:
+        """What zlib still holds once the input ended (at most a window, 32 KiB)."""
+        if self._zlib is None:
+            return b""
+        try:
+            return self._zlib.decompress(b"", room + 1) + self._zlib.flush()
+        except zlib.error:
+            raise ApiFailure(f"{self.where}: the compressed answer is corrupt") from None
+
+
+def _weigh(data: bytes | bytearray, where: str) -> int:
+    """Values in a JSON text, and its nesting depth checked, before any parsing (C-speed scans)."""
+    skeleton = JSON_STRING.sub(b'""', data)
+    brackets = skeleton.translate(None, NOT_BRACKETS)
+    weight = skeleton.count(b",") + skeleton.count(b":") + brackets.count(b"[") + brackets.count(b"{") + 1
+    if weight > MAX_VALUES:
+        raise ApiFailure(f"{where}: the answer holds more than {MAX_VALUES:,} JSON values; not read")
+    if len(brackets) > MAX_DEPTH:  # fewer brackets cannot nest deeper
+        # depth after i brackets = 2 * opens - i: the running sum of 2-per-open minus the count
+        depth = max(map(sub, accumulate(brackets.translate(DEPTH_STEP)), count(1)), default=0)
+        if depth > MAX_DEPTH:
+            raise ApiFailure(f"{where}: the answer nests JSON deeper than {MAX_DEPTH} levels; not read")
+    return weight
+
+
+def _clean(value: Any) -> Any:
+    """Lone surrogates replaced by U+FFFD, everywhere (depth is already bounded)."""
+    if isinstance(value, str):
+        return SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
+
+
+def parse_json(data: bytes | bytearray, where: str) -> tuple[Any, int]:
+    """(parsed body, weight); ValueError for a body that is not JSON, ApiFailure for one too big."""
+    weight = _weigh(data, where)
+    try:
+        body = json.loads(data)
+    except RecursionError:  # unbalanced brackets can still reach the parser's own limit
+        raise ApiFailure(f"{where}: the answer nests JSON too deeply; not read") from None
+    if SURROGATE_HINT.search(data):
+        body = _clean(body)
+    return body, weight
+
+
+@dataclass
+class _Answer:
+    """One HTTP exchange, read and (if JSON) parsed within the bounds."""
+
+    status: int
+    headers: httpx.Headers
+    url: httpx.URL
+    reply: Reply
+    json_failure: str = ""  # why a body that should be JSON is not
 
 
 class Client:
@@ -113,20 +317,29 @@ class Client:
         backoff: float = 0.5,
         observer: Callable[[httpx.Response], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | None = None,
     ):
         self.api_url = api_url.rstrip("/")
+        self.origin = Origin.of(self.api_url)
+        self._api_path = httpx.URL(self.api_url).path.rstrip("/")
         self.deadline = deadline
         self.retries, self.request_timeout, self.backoff = retries, request_timeout, backoff
         self.traffic = Traffic()
         self._observer = observer
         self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight = 0
         self._http = httpx.AsyncClient(
             auth=auth,
-            follow_redirects=True,
+            follow_redirects=False,  # redirects are ours to judge: see _exchange
             transport=transport,
             trust_env=False,
+            verify=verify if verify is not None else trust_context(),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            headers={"Accept": "application/json", "User-Agent": "backup-readiness-pipe"},
+            headers={
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip",  # the one encoding _Inflater bounds
+                "User-Agent": "backup-readiness-pipe",
+            },
         )
 
     async def __aenter__(self) -> Self:
@@ -141,8 +354,25 @@ class Client:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else f"{self.api_url}{path}"
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.URL:
+        absolute = path.startswith(("http://", "https://"))
+        url = httpx.URL(path if absolute else f"{self.api_url}{path}")
+        return url.copy_merge_params(params) if params else url
+
+    def is_home(self, url: str | httpx.URL) -> bool:
+        """True when `url` is on the API's origin (the only place the credential may go)."""
+        try:
+            return Origin.of(url) == self.origin
+        except (httpx.InvalidURL, ValueError, TypeError):
+            return False
+
+    def where(self, method: str, url: httpx.URL | str) -> str:
+        """'GET /repositories/acme': the endpoint a failure names (no query, no host)."""
+        url = httpx.URL(url)
+        path = url.raw_path.decode("ascii", "replace").split("?", 1)[0]
+        if self.is_home(url) and self._api_path and path.startswith(self._api_path + "/"):
+            path = path[len(self._api_path) :]
+        return f"{method} {path[:120]}"
 
     async def _pause(self, attempt: int, hint: float | None = None) -> None:
         wait = hint if hint is not None else self.backoff * (2**attempt) * (0.5 + random.random())
@@ -150,52 +380,131 @@ class Client:
         self.traffic.retries += 1
         await asyncio.sleep(wait)
 
-    def _note(self, response: httpx.Response) -> None:
-        rate = self.traffic.rate
-        if limit := response.headers.get("x-ratelimit-limit"):
-            rate.limit = int(limit) if limit.isdigit() else rate.limit
-        rate.resource = response.headers.get("x-ratelimit-resource") or rate.resource
-        near = response.headers.get("x-ratelimit-nearlimit", "").lower()
-        rate.near_limit = rate.near_limit or near in ("true", "1") or (near.isdigit() and int(near) > 0)
+    def _note(self, answer: _Answer, request: httpx.Request, content: bytes) -> None:
+        rate, headers = self.traffic.rate, answer.headers
+        rate.limit = ascii_int(headers.get("x-ratelimit-limit")) or rate.limit
+        resource = headers.get("x-ratelimit-resource", "")
+        rate.resource = resource[:60] if re.fullmatch(r"[\w.:/-]+", resource) else rate.resource
+        near = headers.get("x-ratelimit-nearlimit", "").strip().lower()
+        rate.near_limit = rate.near_limit or near == "true" or (ascii_int(near) or 0) > 0
         if self._observer:
-            self._observer(response)
+            # The observer sees the status, the headers and only a body that passed the bounds.
+            dropped = ("content-encoding", "content-length", "transfer-encoding")
+            kept = httpx.Headers({k: v for k, v in headers.items() if k.lower() not in dropped})
+            kept["content-length"] = str(len(content))
+            self._observer(httpx.Response(answer.status, headers=kept, content=content, request=request))
 
-    async def _once(self, method: str, url: str, **kwargs) -> httpx.Response:
+    async def _read(self, response: httpx.Response, where: str) -> bytearray:
+        """The body, inflated, never more than MAX_BODY, and never more than MAX_IN_FLIGHT in all."""
+        declared = ascii_int(response.headers.get("content-length"))
+        if declared is not None and declared > MAX_BODY:  # compressed or not, it would inflate beyond
+            raise ApiFailure(f"{where}: the answer is larger than {MAX_BODY // 2**20} MiB; not read")
+        inflater = _Inflater(response.headers.get("content-encoding", ""), where)
+        body = bytearray()
+        try:
+            async for raw in response.aiter_raw():
+                for piece in inflater.feed(raw, MAX_BODY - len(body)):
+                    body += piece
+                    self._in_flight += len(piece)
+                    if len(body) > MAX_BODY:
+                        raise ApiFailure(f"{where}: the answer is larger than {MAX_BODY // 2**20} MiB; not read")
+                    if self._in_flight > MAX_IN_FLIGHT:
+                        raise ApiFailure(f"{where}: the answers being read exceed {MAX_IN_FLIGHT // 2**20} MiB")
+            rest = inflater.finish(MAX_BODY - len(body))
+            body += rest
+            self._in_flight += len(rest)
+            if len(body) > MAX_BODY:
+                raise ApiFailure(f"{where}: the answer is larger than {MAX_BODY // 2**20} MiB; not read")
+        except BaseException:
+            self._in_flight -= len(body)
+            raise
+        return body
+
+    def _parse(self, status: int, headers: httpx.Headers, body: bytearray, where: str) -> tuple[Reply, str, bytes]:
+        """(Reply, why the body is not JSON, the bytes the observer may see)."""
+        ctype = media_type(headers)
+        reply = Reply(status, None, headers, ctype, len(body))
+        if not body:
+            return reply, "", b""
+        try:
+            reply.body, reply.weight = parse_json(body, where)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+            kind = "HTML" if "html" in ctype else "unreadable JSON" if "json" in ctype else ctype
+            return reply, f"Bitbucket answered {status} with {kind} instead of JSON", b""
+        return reply, "", bytes(body) if status == 403 else b""
+
+    async def _once(self, method: str, url: httpx.URL, where: str, **kwargs) -> _Answer:
         timeout = min(self.request_timeout, max(0.1, self.remaining()))
-        async with self._slots:
-            self.traffic.requests += 1
-            started = time.monotonic()
-            response = await self._http.request(method, url, timeout=timeout, **kwargs)
-        log.debug(
-            "%s %s -> %s (%.0f ms)",
-            method,
-            response.request.url.copy_with(query=None),
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
-        self._note(response)
-        return response
+        started = time.monotonic()
+        body = bytearray()
+        try:
+            async with self._slots:
+                self.traffic.requests += 1
+                async with asyncio.timeout(timeout):  # the whole exchange, body included: no slow drip
+                    async with self._http.stream(method, url, timeout=timeout, **kwargs) as response:
+                        body = await self._read(response, where)
+                        request, status, headers = response.request, response.status_code, response.headers
+            reply, failure, seen = self._parse(status, headers, body, where)
+        finally:
+            self._in_flight -= len(body)
+        log.debug("%s %s -> %s (%.0f ms)", method, where, status, (time.monotonic() - started) * 1000)
+        answer = _Answer(status, headers, request.url, reply, failure)
+        self._note(answer, request, seen)
+        return answer
 
-    async def send(self, method: str, path: str, **kwargs) -> httpx.Response:
-        """One request with retries on 429, 5xx and broken connections."""
-        url, reason = self.url(path), "no attempt made"
+    async def _exchange(self, method: str, url: httpx.URL, home: Origin, where: str, **kwargs) -> _Answer:
+        """One request, and the redirects that stay on `home` (at most MAX_REDIRECTS)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            answer = await self._once(method, url, where, **kwargs)
+            location = answer.headers.get("location")
+            if answer.status not in REDIRECT_STATUSES or not location:
+                return answer
+            try:
+                target = answer.url.join(location)
+                elsewhere = Origin.of(target)
+            except (httpx.InvalidURL, ValueError, TypeError):
+                raise ApiFailure(f"{where}: Bitbucket redirected to an unreadable location") from None
+            if elsewhere != home:
+                raise ApiFailure(
+                    f"{where}: Bitbucket redirected to another origin ({elsewhere}); not followed with the credential"
+                )
+            if answer.status == 303 or (answer.status in (301, 302) and method != "GET"):
+                method, kwargs = "GET", {k: v for k, v in kwargs.items() if k not in ("data", "content")}
+            url = target
+        raise ApiFailure(f"{where}: Bitbucket answered with a redirect loop (more than {MAX_REDIRECTS} redirects)")
+
+    async def send(
+        self, method: str, path: str, params: Mapping[str, Any] | None = None, home: Origin | None = None, **kwargs
+    ) -> _Answer:
+        """One request with retries on 429, 5xx and broken connections; never off `home`."""
+        try:
+            url, home = self.url(path, params), home or self.origin
+            target = Origin.of(url)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            raise ApiFailure(f"{method} (a link Bitbucket gave): not a readable URL; not followed") from None
+        where, reason = self.where(method, url), "no attempt made"
+        if target != home:
+            raise ApiFailure(f"{where}: the link points to another origin ({target}); not followed with the credential")
         for attempt in range(self.retries + 1):
             if self.remaining() <= 0:
                 raise ApiFailure(f"the TIMEOUT deadline passed ({reason})")
             try:
-                response = await self._once(method, url, **kwargs)
-            except (httpx.TransportError, httpx.TooManyRedirects) as exc:
+                answer = await self._exchange(method, url, home, where, **kwargs)
+            except (httpx.TransportError, TimeoutError) as exc:
+                tls = _tls_failure(exc, url, "OAuth token" if home != self.origin else "api")
+                if tls:
+                    raise ApiFailure(tls) from None  # no retry: the certificate will not change
                 reason = _describe(exc)
             else:
-                if response.status_code == 429:
+                if answer.status == 429:
                     self.traffic.rate.throttled += 1
                     reason = "Bitbucket's rate limit was reached (429)"
                     if attempt < self.retries:
-                        await self._pause(attempt + 2, _retry_after(response))
+                        await self._pause(attempt + 2, _retry_after(answer.headers))
                     continue
-                if response.status_code not in RETRY_STATUSES:
-                    return response
-                reason = f"Bitbucket answered {response.status_code}"
+                if answer.status not in RETRY_STATUSES:
+                    return answer
+                reason = f"Bitbucket answered {answer.status}"
             if attempt < self.retries:
                 await self._pause(attempt)
         raise ApiFailure(f"{reason}, {self.retries + 1} attempts")
@@ -204,65 +513,24 @@ class Client:
         """GET and parse JSON; a 2xx that is not JSON counts as a failed attempt."""
         reason = ""
         for attempt in range(2):
-            response = await self.send("GET", path, params=params)
-            try:
-                body = response.json() if response.content else None
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                body = None
-                if response.is_success:
-                    kind = "HTML" if "html" in response.headers.get("content-type", "") else "unreadable JSON"
-                    reason = f"Bitbucket answered {response.status_code} with {kind} instead of JSON"
-                    if attempt == 0:
-                        await self._pause(0)
-                    continue
-            return Reply(response.status_code, body, response.headers)
+            answer = await self.send("GET", path, params)
+            if answer.json_failure and answer.reply.ok:
+                reason = answer.json_failure
+                if attempt == 0:
+                    await self._pause(0)
+                continue
+            return answer.reply
         raise ApiFailure(reason)
 
     async def post_form(self, url: str, data: Mapping[str, str], auth: httpx.Auth) -> Reply:
-        response = await self.send("POST", url, data=data, auth=auth)
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            body = None
-        return Reply(response.status_code, body, response.headers)
+        """The OAuth grant: its only home is the origin of `url` (BITBUCKET_OAUTH_TOKEN_URL)."""
+        answer = await self.send("POST", url, home=Origin.of(url), data=data, auth=auth)
+        return answer.reply
 
     async def collect(
         self, path: str, params: Mapping[str, Any] | None = None, on_first: Callable[[Reply], None] | None = None
     ) -> tuple[Reply, list[dict]]:
-        """Every item of a paged collection. Pages after the first are fetched side by side
-        when the first page tells the size; otherwise `next` is followed, guarding loops."""
-        query = {**(params or {}), "pagelen": MAX_PAGELEN}
-        first = await self.get(path, query)
-        if on_first:
-            on_first(first)
-        if not first.ok or not isinstance(first.body, dict):
-            return first, []
-        values = list(first.body.get("values") or [])
-        size, pagelen = first.body.get("size"), first.body.get("pagelen") or MAX_PAGELEN
-        if not first.body.get("next"):
-            return first, values
-        if isinstance(size, int) and isinstance(pagelen, int) and pagelen > 0:
-            pages = range(2, math.ceil(size / pagelen) + 1)
-            replies = await asyncio.gather(*(self.get(path, {**query, "page": n}) for n in pages))
-            for reply in replies:
-                values.extend(self._page_values(reply))
-            return first, values
-        return first, values + await self._follow(first.body["next"])
+        """Every item of a paged collection, within the bounds of pipe/paging.py."""
+        from pipe.paging import collect  # paging builds on the client, not the other way round
 
-    async def _follow(self, url: str) -> list[dict]:
-        seen: set[str] = set()
-        values: list[dict] = []
-        while url:
-            if url in seen:
-                raise ApiFailure("Bitbucket's pagination looped back to a page already read")
-            seen.add(url)
-            reply = await self.get(url)
-            values.extend(self._page_values(reply))
-            url = reply.body.get("next") if isinstance(reply.body, dict) else None
-        return values
-
-    @staticmethod
-    def _page_values(reply: Reply) -> list[dict]:
-        if not reply.ok or not isinstance(reply.body, dict):
-            raise ApiFailure(f"a page of results failed: {reply.message}")
-        return list(reply.body.get("values") or [])
+        return await collect(self, path, params, on_first)

@@ -7,6 +7,7 @@ one clear message per variable (exit 2) rather than the toolkit's generic failur
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import posixpath
 import re
@@ -137,9 +138,18 @@ class _Reader:
             return default
         return number
 
-    def url(self, name: str, default: str) -> str:
+    def url(self, name: str, default: str, cleartext: bool = False) -> str:
+        """An http(s) URL; plain http:// only for a loopback host unless `cleartext` (a URL that
+        never carries the credential, like the Pipelines proxy)."""
         value = self.raw(name) or default
         parts = urlsplit(value.strip())
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        except ValueError:
+            self.problem(
+                name, "has an invalid port.", f"Use a port from 1 to 65535, or remove {name} to use {default}."
+            )
+            return value.strip().rstrip("/")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.problem(name, "must be an http:// or https:// URL.", f"Remove {name} to use {default}.")
         elif parts.username or parts.password:
@@ -148,6 +158,13 @@ class _Reader:
                 name,
                 "must not contain a user name or password.",
                 "Put credentials in the credential variables, never in a URL.",
+            )
+        elif parts.scheme == "http" and not cleartext and not is_loopback(parts.hostname):
+            self.problem(
+                name,
+                "uses http://, which would send the credential unencrypted; http:// is accepted only "
+                "for a loopback host (127.0.0.1, ::1, localhost).",
+                f"Use https:// in {name}, or remove {name} to use {default}.",
             )
         return value.strip().rstrip("/")
 
@@ -162,6 +179,16 @@ class _Reader:
             return tuple(str(item).strip() for item in items if item is not None and str(item).strip())
         value = self.raw(name)
         return tuple(part for part in re.split(r"[,\s]+", value) if part) if value else ()
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: traffic that never leaves the machine."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_a_secret(reader: _Reader, value: str) -> bool:
@@ -273,7 +300,8 @@ def read_config(values: Mapping[str, str], profiles: tuple[str, ...], categories
         concurrency=reader.number("CONCURRENCY", 8, 1, 64),
         timeout=reader.number("TIMEOUT", 300, 5, 3600, cast=float),
         code_insights=reader.boolean("CODE_INSIGHTS", in_pipelines),
-        code_insights_proxy=reader.url("CODE_INSIGHTS_PROXY", DEFAULT_PROXY),
+        # The Pipelines proxy is http:// by design and never receives the credential.
+        code_insights_proxy=reader.url("CODE_INSIGHTS_PROXY", DEFAULT_PROXY, cleartext=True),
         output_json=_output_json(reader),
         debug=reader.boolean("DEBUG", False),
         no_color=reader.raw("NO_COLOR") is not None,
