@@ -164,9 +164,10 @@ def test_a_response_slower_than_timeout_ends_the_run_in_time(start, run_pipe, pa
 
 
 def test_one_slow_response_is_survived(start, run_pipe):
-    run, elapsed, _ = run_with(start, run_pipe, [Fault(PULLS, "slow", delay=TIMEOUT + 12, times=1)])
+    run, elapsed, sim = run_with(start, run_pipe, [Fault(PULLS, "slow", delay=TIMEOUT + 12, times=1)])
     assert_clean(run, elapsed)
     assert run.code == 0, run.output
+    assert sim.faults[0].times == 0, "the slow response was never served: the case tests nothing"
 
 
 @pytest.mark.parametrize("times", [1, -1])
