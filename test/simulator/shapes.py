@@ -302,7 +302,7 @@ def repo_items(kind: str, ws: Workspace, repo: Repository, owner: dict[str, Any]
             "release": {
                 "type": "deployment_release",
                 "name": "1",
-                "commit": {"hash": COMMIT},
+                "commit": {"type": "commit", "hash": COMMIT},
             },
         },
         "hooks": {
@@ -327,8 +327,7 @@ def repo_items(kind: str, ws: Workspace, repo: Repository, owner: dict[str, Any]
             "branch_match_kind": "glob",
             "pattern": "main",
             "users": [owner],
-            "groups": [],
-            "value": None,
+            "groups": [],  # no `value`: it is an integer, for the kinds that take a number only
         },
         "deploy-keys": {
             "type": "deploy_key",
@@ -338,7 +337,7 @@ def repo_items(kind: str, ws: Workspace, repo: Repository, owner: dict[str, Any]
             "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDeploy",
             "repository": ref,
             "created_on": CREATED,
-            "last_used": None,
+            "last_used": UPDATED,
         },
         "permissions-config/users": {
             "type": "repository_user_permission",
@@ -351,7 +350,7 @@ def repo_items(kind: str, ws: Workspace, repo: Repository, owner: dict[str, Any]
             "uuid": uid,
             "name": "runner-1",
             "labels": ["self.hosted", "linux"],
-            "state": {"status": "ONLINE", "updated_on": UPDATED},
+            "state": {"type": "pipeline_runner_state", "status": "ONLINE", "updated_on": UPDATED},
         },
     }
     return items[kind]
@@ -420,7 +419,7 @@ def key_pair() -> dict[str, Any]:
 def snippet(ws: Workspace, owner: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "snippet",
-        "id": "kypj",
+        "id": 1,  # an integer in the OpenAPI document; the URL uses the encoded id
         "title": "deploy notes",
         "scm": "git",
         "is_private": True,
