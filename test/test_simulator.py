@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from test.simulator import Credential, Deprecation, Fault, Repository, Simulator, Workspace
+from test.simulator.scopes import KNOWN_OUTSIDE_OPENAPI
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT / "../shared"
@@ -990,7 +991,7 @@ def test_switch_app_password_over_git_answers_410_with_remote_lines() -> None:
         assert ls_remote(sim, "dev", API_SECRET).returncode == 0
 
 
-PACKAGES = ["read:package:bitbucket", "write:package:bitbucket"]
+PACKAGES = sorted(KNOWN_OUTSIDE_OPENAPI)  # Bitbucket Packages
 
 
 def test_package_scopes_are_granted_names_like_any_other() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from test.simulator import Simulator
 from test.simulator.api import RETIRED_PRODUCTS
-from test.simulator.scopes import CLASSIC_IMPLIES, SCOPE_TABLE, expand_classic, missing_scopes
+from test.simulator.scopes import CLASSIC_IMPLIES, KNOWN_OUTSIDE_OPENAPI, SCOPE_TABLE, expand_classic, missing_scopes
 
 OPENAPI = Path(__file__).resolve().parents[1] / "../shared/bitbucket-openapi/swagger.v3.json"
 needs_openapi = pytest.mark.skipif(
@@ -103,3 +103,17 @@ def test_api_token_scopes_imply_nothing() -> None:
     assert missing_scopes("access_token", ["pullrequest:write"], req) == []
     both = SCOPE_TABLE[("GET", "/repositories/{workspace}/{repo_slug}/deploy-keys")]
     assert missing_scopes("access_token", ["repository:admin"], both) == ["repository"]
+
+
+@needs_openapi
+def test_scopes_known_outside_the_document_are_really_not_in_it() -> None:
+    listed = {
+        scope
+        for item in openapi()["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict)
+        for scope in api_token_scopes(op)
+    }
+    assert listed, "the document lists no API-token scope at all"
+    assert set(KNOWN_OUTSIDE_OPENAPI) & listed == set()
+    assert all(s.endswith(":bitbucket") for s in KNOWN_OUTSIDE_OPENAPI)
