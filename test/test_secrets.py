@@ -1,6 +1,8 @@
 """Issue: secrets never shown. A canary test: the known token values from conftest, and the
 OAuth access tokens the simulator issued, appear in no output, no written file, no Code
-Insights payload and no log record, in any encoding, whatever the run hits."""
+Insights payload and no log record, in any encoding, whatever the run hits: faults, and a
+hostile server (test/hostile.py) that echoes pieces of the token, redirects to a witness on
+another port, sends lone surrogates, or a bug that ends in an internal error."""
 
 from __future__ import annotations
 
@@ -13,9 +15,13 @@ from urllib.parse import quote
 import pytest
 
 from pipe import logs
+from pipe import pipe as pipe_module
 from pipe.redaction import Redactor
+from pipe.reports import files
 from test.conftest import ACCESS_TOKEN, API_TOKEN, EMAIL, OAUTH_ID, OAUTH_SECRET, access_token, api_token, oauth
+from test.hostile import Witness, rewrite, tamper
 from test.simulator import Fault
+from test.simulator.server import Response
 
 APP_PASSWORD = "ATBB3xFfGF0canaryAppPasswordValue12345678"
 CANARIES = (API_TOKEN, ACCESS_TOKEN, OAUTH_SECRET, APP_PASSWORD)
@@ -32,6 +38,11 @@ def b64(text: str) -> str:
 def forbidden_forms(secret: str) -> set[str]:
     forms = {secret, quote(secret, safe=""), b64(secret), f"Bearer {secret}"}
     forms |= {secret[i : i + 8] for i in range(len(secret) - 7)}
+    forms |= {quote(secret[i : i + 8], safe="") for i in range(len(secret) - 7)}
+    for start in range(3):  # the base64 of any slice of 9+ bytes holds 12 characters of one of these
+        chunk = secret[start:]
+        encoded = b64(chunk[: len(chunk) // 3 * 3])
+        forms |= {encoded[i : i + 12] for i in range(0, len(encoded) - 11)}
     forms |= {b64(f"{user}:{secret}") for user in USERS}
     forms |= {f"Basic {b64(f'{user}:{secret}')}" for user in USERS}
     return forms
@@ -100,6 +111,100 @@ SCENARIOS = {
 }
 
 
+def echoes(secret: str) -> str:
+    """What a server that has seen the secret might send back: its head, its tail, its
+    middle lower-cased, the base64 of slices at each offset mod 3, and the Basic pair."""
+    middle = secret[len(secret) // 4 : len(secret) * 3 // 4]
+    pieces = [secret[:20], secret[-20:], middle.lower(), middle.upper(), b64(f"{EMAIL}:{secret}")]
+    pieces += [b64(secret[start : start + 24]) for start in (3, 4, 5)]
+    return " ".join(pieces)
+
+
+def echo_everywhere(sim, text) -> None:
+    """`text(sim)` in the display name, the workspace's name, the repositories' full names and
+    the pull requests' error message (computed per request: an OAuth token is issued late)."""
+    rewrite(sim, r"^/2\.0/user$", lambda body, req: {**body, "display_name": text(sim)})
+    rewrite(sim, r"^/2\.0/workspaces/acme$", lambda body, req: {**body, "name": text(sim)})
+    rewrite(
+        sim,
+        r"^/2\.0/repositories/acme$",
+        lambda body, req: {**body, "values": [{**v, "full_name": v["full_name"] + text(sim)} for v in body["values"]]},
+    )
+
+    def error(req, response):
+        body = json.dumps({"type": "error", "error": {"message": "echo " + text(sim)}}).encode()
+        return Response(400, body, "application/json")
+
+    tamper(sim, PULLS, error)
+
+
+def issued_and(secret: str):
+    return lambda sim: " ".join(echoes(s) for s in [secret, *sim.world.oauth_tokens])
+
+
+def boom_with(secret: str):
+    def boom(*args, **kwargs):
+        raise RuntimeError(f"a bug quoting {echoes(secret)}")
+
+    return boom
+
+
+# id: (credential factory, variables, set-up(sim, witness, monkeypatch), a traceback may show (DEBUG))
+HOSTILE = {
+    "echo-api-token": (api_token, {"DEBUG": "true"}, lambda s, w, m: echo_everywhere(s, issued_and(API_TOKEN)), False),
+    "echo-access-token": (
+        lambda: access_token(FULL_ACCESS),
+        {"DEBUG": "true"},
+        lambda s, w, m: echo_everywhere(s, issued_and(ACCESS_TOKEN)),
+        False,
+    ),
+    "echo-oauth": (oauth, {"DEBUG": "true"}, lambda s, w, m: echo_everywhere(s, issued_and(OAUTH_SECRET)), False),
+    "echo-insights": (
+        api_token,
+        insights,
+        lambda s, w, m: echo_everywhere(s, issued_and(API_TOKEN)),
+        False,
+    ),
+    "lone-surrogates": (
+        oauth,
+        {"DEBUG": "true"},
+        lambda s, w, m: echo_everywhere(s, lambda sim: "\ud800" + issued_and(OAUTH_SECRET)(sim) + "\udfff"),
+        False,
+    ),
+    "redirect-api-to-witness": (
+        api_token,
+        {"DEBUG": "true"},
+        lambda s, w, m: s.add_fault(Fault(PULLS, "redirect", times=-1, location=w.url + "/2.0/pullrequests")),
+        False,
+    ),
+    "redirect-oauth-to-witness": (
+        oauth,
+        {"DEBUG": "true"},
+        lambda s, w, m: s.add_fault(Fault(PULLS, "redirect", times=-1, location=w.url + "/2.0/pullrequests")),
+        False,
+    ),
+    "redirect-git-to-witness": (
+        api_token,
+        {"DEBUG": "true"},
+        lambda s, w, m: s.add_fault(Fault(GIT, "redirect", times=-1, location=w.url + "/acme/repo-0000.git/info/refs")),
+        False,
+    ),
+    "internal-error": (api_token, {}, lambda s, w, m: m.setattr(pipe_module, "assess", boom_with(API_TOKEN)), False),
+    "internal-error-debug": (
+        oauth,
+        {"DEBUG": "true"},
+        lambda s, w, m: m.setattr(pipe_module, "assess", boom_with(OAUTH_SECRET)),
+        True,
+    ),
+    "renderer-error-debug": (
+        api_token,
+        {"DEBUG": "true"},
+        lambda s, w, m: m.setattr(files, "markdown", boom_with(API_TOKEN)),
+        True,
+    ),
+}
+
+
 @pytest.fixture
 def loud_http_logs(monkeypatch):
     """Whatever the pipe sets, let httpx and httpcore log at DEBUG, as a debugging user might."""
@@ -132,21 +237,61 @@ def test_no_secret_is_ever_shown(start, run_pipe, caplog, loud_http_logs, name):
     caplog.set_level(logging.DEBUG)
     run = run_pipe(sim, cred, **variables)
     assert "Traceback" not in run.output
-
-    issued = list(sim.world.oauth_tokens)
     if cred.kind == "oauth" and run.code != 2 and not faults:
-        assert issued, "the simulator issued no OAuth token: the canary would test nothing"
-    forms = set().union(*(forbidden_forms(s) for s in CANARIES + tuple(issued)))
+        assert sim.world.oauth_tokens, "the simulator issued no OAuth token: the canary would test nothing"
+    assert_nothing_leaks(run, sim, caplog)
+    if "insights" in name and run.code != 2:
+        assert sim.reports, "no Code Insights report reached the simulator: the canary would test nothing"
+    if variables.get("DEBUG") == "true" and run.code != 2:
+        assert any(r.name.startswith(("httpx", "httpcore")) for r in caplog.records)
 
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_no_secret_is_shown_whatever_a_hostile_server_sends(start, run_pipe, caplog, loud_http_logs, monkeypatch, name):
+    factory, variables, setup, traceback_allowed = HOSTILE[name]
+    cred = factory()
+    sim = start([cred])
+    witness = Witness().start()
+    try:
+        setup(sim, witness, monkeypatch)
+        variables = variables(sim) if callable(variables) else variables
+        caplog.set_level(logging.DEBUG)
+        run = run_pipe(sim, cred, **variables)
+    finally:
+        witness.stop()
+    assert traceback_allowed or "Traceback" not in run.output, run.output
+    if traceback_allowed:
+        assert "Traceback" in run.err, "no traceback in the DEBUG log: its redaction would go untested"
+    if cred.kind == "oauth":
+        assert sim.world.oauth_tokens, "the simulator issued no OAuth token: the canary would test nothing"
+    if name.startswith("echo") or name == "lone-surrogates":
+        assert "echo " in run.output, "the echo never reached the output: the canary would test nothing"
+    if "witness" in name:
+        assert witness.connections or "redirect" in run.output, "the redirect was not taken up: nothing tested"
+    witnessed = {
+        f"witness request {i} {seen.method}": f"{seen.path}\n{json.dumps(seen.headers)}"
+        for i, seen in enumerate(witness.requests)
+    }
+    assert_nothing_leaks(run, sim, caplog, witnessed)
+    if "insights" in name:
+        assert sim.reports, "no Code Insights report reached the simulator: the canary would test nothing"
+
+
+def assert_nothing_leaks(run, sim, caplog, extra: dict[str, str] | None = None) -> None:
+    """Every stream, log record, file, Code Insights payload and request the simulator saw
+    (and any `extra` place) is searched for every form of every canary and issued token."""
+    forms = set().union(*(forbidden_forms(s) for s in CANARIES + tuple(sim.world.oauth_tokens)))
     places = {
         "stdout": run.out,
         "stderr": run.err,
         "log records": "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records),
+        **(extra or {}),
     }
     for path in run.cwd.rglob("*"):
         if path.is_file():
             places[str(path.relative_to(run.cwd))] = path.read_text(errors="replace")
     assert (run.cwd / "backup-readiness" / "report.json").exists()
+    json.loads((run.cwd / "backup-readiness" / "report.json").read_bytes().decode("utf-8"))
     places["Code Insights reports"] = json.dumps(sim.reports) + json.dumps(sim.annotations)
     for i, req in enumerate(sim.requests):
         places[f"request {i} {req.method} {req.path}"] = (
@@ -154,10 +299,6 @@ def test_no_secret_is_ever_shown(start, run_pipe, caplog, loud_http_logs, name):
         )
     for place, text in places.items():
         assert not leaks(text, forms), (place, leaks(text, forms))
-    if "insights" in name and run.code != 2:
-        assert sim.reports, "no Code Insights report reached the simulator: the canary would test nothing"
-    if variables.get("DEBUG") == "true" and run.code != 2:
-        assert any(r.name.startswith(("httpx", "httpcore")) for r in caplog.records)
 
 
 def test_the_redactor_hides_every_form():
