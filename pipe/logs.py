@@ -39,6 +39,9 @@ def configure(redactor: Redactor, values: Mapping[str, str]) -> bool:
             handler.stream = sys.stderr  # not setStream(): it flushes the old, maybe closed, stream
         if not color:
             handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    # A line that cannot be written (a closed or odd stream) is dropped, never answered with
+    # logging's own traceback on stderr.
+    logging.raiseExceptions = False
     debug = (values.get("DEBUG") or "").strip().lower() in TRUE  # needed before the variables are checked
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for name in QUIET:

@@ -119,7 +119,11 @@ def _internal_error(values: Mapping[str, str], exc: BaseException, where: str) -
     """The last-resort document: a bug in the pipe, not an answer of Bitbucket's. The error
     line carries the exception's type and (redacted, one-line) message; the traceback goes
     to the DEBUG log only, redacted and indented by the log filter."""
-    log.error("Internal error in %s (%s): %s", where, type(exc).__name__, str(exc)[:300])
+    try:
+        message = str(exc)[:300]
+    except Exception:  # noqa: BLE001 - an exception whose str() fails must not end the guard
+        message = ""
+    log.error("Internal error in %s (%s): %s", where, type(exc).__name__, message)
     log.debug("Traceback of the internal error:", exc_info=exc)
     failure = Failure(
         f"The pipe failed unexpectedly in {where} ({type(exc).__name__}).",

@@ -72,8 +72,8 @@ def write_files(rendered: Rendered, output_json: str, root: Path | None = None) 
     ):
         try:
             files.write_inside(root, relative, data)
-        except OSError as exc:
-            log.warning("Could not write %s: %s.", relative, exc.strerror or type(exc).__name__)
+        except (OSError, ValueError) as exc:  # ValueError: a name the file system cannot encode
+            log.warning("Could not write %s: %s.", relative, getattr(exc, "strerror", None) or type(exc).__name__)
 
 
 def post_insights(doc: dict[str, Any], config: Config, deadline: float) -> None:
