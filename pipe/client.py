@@ -390,7 +390,7 @@ class Client:
         if self._observer:
             # The observer sees the status, the headers and only a body that passed the bounds.
             dropped = ("content-encoding", "content-length", "transfer-encoding")
-            kept = httpx.Headers({k: v for k, v in headers.items() if k.lower() not in dropped})
+            kept = httpx.Headers([(k, v) for k, v in headers.raw if k.decode("latin-1").lower() not in dropped])
             kept["content-length"] = str(len(content))
             self._observer(httpx.Response(answer.status, headers=kept, content=content, request=request))
 
@@ -447,7 +447,7 @@ class Client:
             reply, failure, seen = self._parse(status, headers, body, where)
         finally:
             self._in_flight -= len(body)
-        log.debug("%s %s -> %s (%.0f ms)", method, where, status, (time.monotonic() - started) * 1000)
+        log.debug("%s -> %s (%.0f ms)", where, status, (time.monotonic() - started) * 1000)
         answer = _Answer(status, headers, request.url, reply, failure)
         self._note(answer, request, seen)
         return answer
@@ -474,7 +474,13 @@ class Client:
         raise ApiFailure(f"{where}: Bitbucket answered with a redirect loop (more than {MAX_REDIRECTS} redirects)")
 
     async def send(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None, home: Origin | None = None, **kwargs
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        home: Origin | None = None,
+        host: str = "api",
+        **kwargs,
     ) -> _Answer:
         """One request with retries on 429, 5xx and broken connections; never off `home`."""
         try:
@@ -487,11 +493,11 @@ class Client:
             raise ApiFailure(f"{where}: the link points to another origin ({target}); not followed with the credential")
         for attempt in range(self.retries + 1):
             if self.remaining() <= 0:
-                raise ApiFailure(f"the TIMEOUT deadline passed ({reason})")
+                raise ApiFailure(f"{where}: the TIMEOUT deadline passed ({reason})")
             try:
                 answer = await self._exchange(method, url, home, where, **kwargs)
             except (httpx.TransportError, TimeoutError) as exc:
-                tls = _tls_failure(exc, url, "OAuth token" if home != self.origin else "api")
+                tls = _tls_failure(exc, url, host)
                 if tls:
                     raise ApiFailure(tls) from None  # no retry: the certificate will not change
                 reason = _describe(exc)
@@ -524,7 +530,7 @@ class Client:
 
     async def post_form(self, url: str, data: Mapping[str, str], auth: httpx.Auth) -> Reply:
         """The OAuth grant: its only home is the origin of `url` (BITBUCKET_OAUTH_TOKEN_URL)."""
-        answer = await self.send("POST", url, home=Origin.of(url), data=data, auth=auth)
+        answer = await self.send("POST", url, home=Origin.of(url), host="OAuth token", data=data, auth=auth)
         return answer.reply
 
     async def collect(

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipe.client import ApiFailure, Origin, Reply
@@ -22,29 +23,47 @@ if TYPE_CHECKING:
     from pipe.client import Client
 
 MAX_PAGELEN = 100
-MAX_PAGES = 1_000  # 100,000 items; also Bitbucket's default hourly request limit
-LISTING_BYTES = 48 * 1024 * 1024  # an honest page of 100 items with `fields` is ~15 KiB
-LISTING_VALUES = 500_000  # an honest item with `fields` is ~5 values: 100,000 items
+MAX_PAGES = 1_000  # 100,000 items per listing
+# What all listings of one run may keep, together: the parsed pages stay in memory until the
+# assessment. An honest repository with `fields` weighs ~9 JSON values and ~80 bytes in the
+# repository list and ~7 values in the permission list, so 50,000 repositories (bench/) weigh
+# ~800,000 values and ~8 MB; the budget keeps a hostile server's listings near that size too.
+RUN_VALUES = 1_000_000
+RUN_BYTES = 32 * 1024 * 1024
+
+
+@dataclass
+class _Kept:
+    """The bytes and JSON values the listings of one client have kept so far."""
+
+    nbytes: int = 0
+    weight: int = 0
+
+
+_KEPT: weakref.WeakKeyDictionary[Any, _Kept] = weakref.WeakKeyDictionary()
 
 
 @dataclass
 class _Budget:
-    """What one listing may cost: pages, bytes and JSON values, all counted as they arrive."""
+    """What one listing costs: pages, and bytes and values against the run's budget, counted as
+    each page arrives (a page over budget ends the listing before the next one is read)."""
 
     where: str
+    kept: _Kept = field(default_factory=_Kept)
     pages: int = 0
-    nbytes: int = 0
-    weight: int = 0
 
     def take(self, reply: Reply) -> list[Any]:
-        """The page's items, after checking its shape and the listing's budget."""
+        """The page's items, after checking its shape and the budget."""
         if not reply.ok or not isinstance(reply.body, dict):
             raise ApiFailure(f"{self.where}: a page of results failed: {reply.message}")
         self.pages += 1
-        self.nbytes += reply.nbytes
-        self.weight += reply.weight
-        if self.nbytes > LISTING_BYTES or self.weight > LISTING_VALUES:
-            raise ApiFailure(f"{self.where}: the listing is larger than the pipe reads ({self.pages} pages); not read")
+        self.kept.nbytes += reply.nbytes
+        self.kept.weight += reply.weight
+        if self.kept.nbytes > RUN_BYTES or self.kept.weight > RUN_VALUES:
+            raise ApiFailure(
+                f"{self.where}: the listings are larger than the pipe keeps ({RUN_VALUES:,} JSON values, "
+                f"{RUN_BYTES // 2**20} MiB) after {self.pages} pages; not read"
+            )
         values = reply.body.get("values", [])
         if values is None:
             values = []
@@ -75,7 +94,7 @@ async def collect(
         on_first(first)
     if not first.ok or not isinstance(first.body, dict):
         return first, []
-    budget = _Budget(where)
+    budget = _Budget(where, _KEPT.setdefault(client, _Kept()))
     values = list(budget.take(first))
     link = first.body.get("next")
     if not link:
