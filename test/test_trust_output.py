@@ -479,6 +479,6 @@ def test_the_code_insights_upload_ends_within_timeout(start, run_pipe):
     finally:
         proxy.stop()
     assert proxy.connections == 1, "the upload never reached the proxy: the test would prove nothing"
-    assert elapsed < 5 + 3 + 2, f"the run took {elapsed:.1f} s with TIMEOUT 5"
+    assert elapsed < 5 + 3 + 4, f"the run took {elapsed:.1f} s with TIMEOUT 5"  # 40 s before the fix
     assert run.code == 0 and "Code Insights report not posted" in run.output
     assert_reports_valid(run)
