@@ -11,7 +11,8 @@ from pipe import scopes
 from pipe.catalog import Catalog, Category, Operation
 from pipe.credential import Kind
 from pipe.errors import ExitCode
-from pipe.probes import Evidence, Repo
+from pipe.probes import Evidence, Inventory, Repo
+from pipe.shapes import summary
 
 OK, MISSING, RETIRED, NOT_APPLICABLE, UNKNOWN = "ok", "missing", "retired", "not-applicable", "unknown"
 EXAMPLES = 3
@@ -37,7 +38,8 @@ class Side:
     def doubt(self, reason: str) -> None:
         if self.status == OK:
             self.status = UNKNOWN
-        self.reasons.append(reason)
+        if reason not in self.reasons:
+            self.reasons.append(reason)
 
 
 @dataclass
@@ -92,7 +94,19 @@ def _scopes(ops: list[Operation], vocabulary: str) -> set[str]:
     return {s for op in ops for s in op.scopes_for(vocabulary)}
 
 
-def _backup(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
+def _proven(catalog: Catalog, evidence: Evidence) -> set[str]:
+    """Scopes a live read answered 200 for: a scope is the credential's, whichever read shows it."""
+    kind = evidence.credential.kind
+    ops = [op for c in catalog.categories if not c.retired for op in _applicable(c.read, kind)]
+    return {
+        scope
+        for op in ops
+        if (result := evidence.probes.get(op.label)) is not None and result.outcome == "ok"
+        for scope in op.scopes_for(kind.vocabulary)
+    }
+
+
+def _backup(category: Category, evidence: Evidence, repos: list[Repo], proven_anywhere: set[str]) -> Side:
     side, kind = Side(), evidence.credential.kind
     ops = _applicable(category.read, kind)
     if not ops:
@@ -117,18 +131,30 @@ def _backup(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
         lacking = set(scopes.missing(_scopes(ops, kind.vocabulary), evidence.scopes.granted, kind.vocabulary))
         if lacking - proven:
             side.lack("the granted scopes do not include it", sorted(lacking - proven), affected)
+    elif evidence.scopes.problems and set(_scopes(ops, kind.vocabulary)) - proven_anywhere:
+        # No live read proved these scopes, and the answer that would have named them was broken.
+        side.doubt(f"the granted scopes could not be learnt: {summary(evidence.scopes.problems)}")
     if any(op.admin for op in ops):
-        _admin(side, repos)
+        _admin(side, repos, evidence.inventory)
     return side
 
 
-def _admin(side: Side, repos: list[Repo]) -> None:
+def _admin(side: Side, repos: list[Repo], inventory: Inventory) -> None:
     unknown = [r for r in repos if r.permission == "unknown"]
     lacking = [r for r in repos if r.permission in ("read", "write")]
     if lacking:
         side.lack(f"no admin permission on {len(lacking)} of {len(repos)} repositories", [], lacking)
-    if unknown:
-        side.doubt(f"the permission on {len(unknown)} repositories could not be learnt")
+    _unknown_permissions(side, unknown, inventory)
+
+
+def _unknown_permissions(side: Side, unknown: list[Repo], inventory: Inventory) -> None:
+    # A broken entry of the permission list may have been about any repository: doubt, never a guess.
+    if not unknown and not inventory.problems:
+        return
+    reason = f"the permission on {len(unknown)} repositories could not be learnt"
+    if not unknown:
+        reason = "the repository permissions could not all be read"
+    side.doubt(reason + (f": {summary(inventory.problems)}" if inventory.problems else ""))
 
 
 def _repositories(side: Side, evidence: Evidence, repos: list[Repo]) -> None:
@@ -166,6 +192,8 @@ def _restore(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
     per_repo = any(op.per_repository for op in ops)
     if evidence.scopes.granted is None:
         side.doubt("Bitbucket did not reveal the credential's scopes, so write access cannot be judged without writing")
+        if evidence.scopes.problems:
+            side.doubt(f"the granted scopes could not be learnt: {summary(evidence.scopes.problems)}")
     else:
         lacking = scopes.missing(_scopes(ops, kind.vocabulary), evidence.scopes.granted, kind.vocabulary)
         if lacking:
@@ -176,11 +204,12 @@ def _restore(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
                 f"write scopes missing (granted scopes learnt from: {source})", lacking, repos if per_repo else []
             )
     if any(op.admin for op in ops):
-        _admin(side, repos)
+        _admin(side, repos, evidence.inventory)
     if any(op.permission == "write" for op in ops):
         readers = [r for r in repos if r.permission == "read"]
         if readers:
             side.lack(f"read-only permission on {len(readers)} repositories", [], readers)
+        _unknown_permissions(side, [r for r in repos if r.permission == "unknown"], evidence.inventory)
     return side
 
 
@@ -261,6 +290,11 @@ def _findings(evidence: Evidence, repos: list[Repo], workspace: str) -> list[str
             "Check WORKSPACE, that the account is a member with access to the repositories, that an "
             "access token belongs to this workspace, and REPOSITORIES if set."
         )
+    if evidence.scopes.problems:
+        findings.append(
+            "An answer that would have named the credential's granted scopes was not in Bitbucket's "
+            f"shape and was not used: {summary(evidence.scopes.problems)}."
+        )
     if evidence.git.outcome in ("rejected", "forbidden"):
         findings.append(
             f"Git over HTTPS failed while the REST API worked: {evidence.git.reason}. "
@@ -275,6 +309,7 @@ def assess(
 ) -> Assessment:
     required = set(catalog.profiles[profile].backup) | set(require)
     repos = evidence.inventory.repositories
+    proven_anywhere = _proven(catalog, evidence)
     results = []
     for category in catalog.categories:
         is_required = category.id in required
@@ -282,7 +317,8 @@ def assess(
             backup = Side(RETIRED, reasons=[f"retired by Bitbucket on {category.retired}"])
             restore = Side(RETIRED, reasons=backup.reasons)
         else:
-            backup, restore = _backup(category, evidence, repos), _restore(category, evidence, repos)
+            backup = _backup(category, evidence, repos, proven_anywhere)
+            restore = _restore(category, evidence, repos)
             if category.git:
                 _repositories(backup, evidence, repos)
         results.append(CategoryResult(category, is_required, is_required and check_restore, backup, restore))

@@ -91,8 +91,9 @@ def missing(required: Iterable[str], granted: Iterable[str], vocabulary: str) ->
 
 
 def parse_list(value: str | None) -> list[str]:
-    """`x-oauth-scopes: a, b` and OAuth's space-separated `scopes` both become a list."""
-    if not value:
+    """`x-oauth-scopes: a, b` and OAuth's space-separated `scopes` both become a list. Every
+    word is kept, known or not (read:package:bitbucket is newer than any table here)."""
+    if not isinstance(value, str) or not value:
         return []
     return sorted({part for part in value.replace(",", " ").split() if part})
 
