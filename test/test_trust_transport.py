@@ -8,6 +8,7 @@ anywhere else. The bounds cases run `python -m pipe` as a child process, so that
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -27,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from pipe.client import MESSAGE_LIMIT, Client
 from test.conftest import ACCESS_TOKEN, API_TOKEN, OAUTH_SECRET, access_token, api_token, credential_env, oauth
 from test.hostile import Witness, raw, rewrite, tamper
 from test.simulator import Fault, Simulator
@@ -449,6 +452,47 @@ def test_an_error_of_any_shape_is_read_without_a_crash(start, run_pipe, error):
     assert run.code in (1, 3), run.output
     assert run.category("pull-requests")["backup"] != "ok"
     assert "m" * 301 not in run.output + json.dumps(run.report)
+
+
+async def get_once(sim: Simulator, cred, path: str):
+    """One GET through the client itself, against the hostile simulator."""
+    auth = httpx.BasicAuth(cred.email, cred.secret)
+    async with Client(sim.api_url, auth, concurrency=2, deadline=time.monotonic() + TIMEOUT) as client:
+        return await client.get(path)
+
+
+@pytest.mark.parametrize(
+    "error,message",
+    [
+        ("denied", "HTTP 403"),
+        (["denied", "twice"], "HTTP 403"),
+        (7, "HTTP 403"),
+        ({"message": ["not", "a", "string"]}, "HTTP 403"),
+        ({"message": 42}, "HTTP 403"),
+        ({"message": "m" * 5000}, "m" * (MESSAGE_LIMIT - 1) + "…"),
+        ({"message": "Your credentials lack one or more required privilege scopes."}, None),
+    ],
+    ids=["string", "list", "number", "message-list", "message-number", "message-5000", "message"],
+)
+def test_reply_error_is_only_a_dict_and_message_only_a_short_str(start, error, message):
+    cred = api_token()
+    sim = start([cred])
+    tamper(sim, USER, lambda req, response: Response.json(403, {"type": "error", "error": error}))
+    reply = asyncio.run(get_once(sim, cred, "/user"))
+    assert isinstance(reply.error, dict) and isinstance(reply.message, str)
+    assert reply.error == (error if isinstance(error, dict) else {})
+    assert reply.message == (message or error["message"])
+
+
+def test_a_reply_that_is_not_json_keeps_only_status_and_media_type(start):
+    cred = api_token()
+    sim = start([cred])
+    tamper(sim, USER, raw(403, HTML_PAGE, "text/html; charset=utf-8"))
+    reply = asyncio.run(get_once(sim, cred, "/user"))
+    assert reply.body is None and reply.error == {}
+    assert reply.message == "HTTP 403 (text/html, not JSON)"
+    kept = repr(vars(reply)) + repr(list(reply.headers.items()))
+    assert "WEBTOKENCANARY" not in kept and "<html" not in kept
 
 
 HTML_PAGE = b"<html><body>Signed in as Jane Q. Admin <input name=csrftoken value=WEBTOKENCANARY9f3k2></body></html>"
