@@ -142,7 +142,12 @@ def _json(reply: Reply, endpoint: str) -> Any:
 
 
 def _message(reply: Reply, payload: ErrorPayload) -> str:
-    return payload.message or f"HTTP {reply.status}"
+    """Bitbucket's message, else the status (and the media type of a body that was not JSON)."""
+    if payload.message:
+        return payload.message
+    media = getattr(reply, "content_type", "")
+    not_json = reply.body is None and getattr(reply, "nbytes", 0) and "json" not in media
+    return f"HTTP {reply.status}" + (f" ({media}, not JSON)" if not_json else "")
 
 
 def classify(

@@ -193,6 +193,10 @@ CASES: dict[str, Case] = {
     "permission-null": _perms("'values[2].permission'", change=put("values.2.permission", None)),
     "perms-null-item": _perms("'values[1]' is null, expected an object", change=put("values.1", None)),
     "perms-number-item": _perms("'values[1]' is 42, expected an object", change=put("values.1", 42)),
+    "perms-extra-null-item-counted": _perms(  # every repository's permission is known, one entry is not
+        "'values[6]' is null, expected an object",
+        change=lambda body, req: {**body, "values": [*body["values"], None], "size": len(body["values"]) + 1},
+    ),
     "perms-extra-null-item": _perms("'size' is 6 but the only page holds 7 items", change=insert("values", 1, None)),
     "perms-repeated-repository": _perms(
         "'values[1]' names a repository already listed with another permission",
@@ -241,6 +245,7 @@ CASES: dict[str, Case] = {
     "token-access-token-number": _token(put("access_token", 12345678901234), "'access_token'"),
     "token-access-token-null": _token(put("access_token", None), "'access_token'"),
     "token-access-token-missing": _token(put("access_token", "-"), "'access_token'"),
+    "token-access-token-spaces": _token(put("access_token", "abc def\r\nX-Evil: 1"), "'access_token' holds spaces"),
     "token-access-token-list": _token(put("access_token", ["a"]), "'access_token'"),
     "token-body-list": _token(whole(["token"]), "a list"),
 }
