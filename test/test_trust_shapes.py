@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 
 from pipe import shapes
-from test.conftest import ALL_READ, CLASSIC_READ, access_token, api_token, oauth
+from test.conftest import ALL_READ, CLASSIC_READ, access_token, api_token, oauth, workspace
 from test.hostile import raw, rewrite, tamper
 from test.simulator.server import Response
 
@@ -410,3 +410,17 @@ def test_a_long_wrong_value_is_described_briefly():
     with pytest.raises(shapes.ShapeError) as caught:
         shapes.expect_one_of("x" * 5000, ("admin", "read"), "GET /x", "permission")
     assert len(str(caught.value)) < 200
+
+
+def test_scopes_no_read_proved_are_unknown_when_their_only_source_was_broken(start, run_pipe):
+    """No repository, so no per-repository read runs; the token response, the only source of the
+    granted scopes, names them in a wrong shape: pull requests are `unknown`, not assumed ok."""
+    cred = oauth(scope_headers=False)
+    sim = start([cred], workspaces=[workspace(n=0)])
+    rewrite(sim, TOKEN, granted_as("scope", CLASSIC_READ), "POST")
+    run = run_pipe(sim, cred, TIMEOUT=TIMEOUT)
+    _assert_clean(run)
+    assert run.code == 1, run.output  # the credential sees no repositories: that part is a fact
+    pulls = run.category("pull-requests")
+    assert pulls["backup"] == "unknown", pulls
+    assert any("/site/oauth2/access_token: 'scope' is a list" in r for r in pulls["details"]["backup"]["reasons"])
