@@ -25,8 +25,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import accumulate, count
-from operator import sub
 from typing import Any, Self
 
 import httpx
@@ -48,10 +46,11 @@ ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
 # A JSON string, unrolled so that long strings are matched in one C-level loop.
 JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-DEPTH_STEP = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+BRACKET_PAIR = re.compile(rb"\[\]|\{\}")
 # A lone surrogate survives json.loads (escaped, or as raw bytes: bytes are decoded with
 # surrogatepass) and later breaks every UTF-8 writer; only bodies holding one are walked.
-SURROGATE_HINT = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]")
+# Two patterns, each starting with a literal byte, so that the search skips ahead quickly.
+SURROGATE_HINTS = (re.compile(rb"\\u[dD][89abcdefABCDEF]"), re.compile(rb"\xed[\xa0-\xbf]"))
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -253,18 +252,35 @@ class _Inflater:
             raise ApiFailure(f"{self.where}: the compressed answer is corrupt") from None
 
 
+def _skeleton(data: bytes | bytearray) -> bytes:
+    """The JSON text with the contents of its strings removed (quotes, brackets or commas in
+    them are not structure). Without an escaped quote every `"` delimits a string, so a split
+    does it; otherwise the (slower) string pattern."""
+    if b'\\"' not in data:
+        return b"".join(data.split(b'"')[::2])
+    return JSON_STRING.sub(b"", data)
+
+
+def _depth_exceeds(brackets: bytes, limit: int) -> bool:
+    """True when balanced brackets nest deeper than `limit`: each pass removes the innermost
+    pairs, so a text of depth d is empty after d passes. Unbalanced text stops early and is
+    left to the parser (which rejects it, or stops at its own recursion limit)."""
+    for _ in range(limit):
+        brackets, removed = BRACKET_PAIR.subn(b"", brackets)
+        if not brackets or not removed:
+            return False
+    return bool(brackets)
+
+
 def _weigh(data: bytes | bytearray, where: str) -> int:
     """Values in a JSON text, and its nesting depth checked, before any parsing (C-speed scans)."""
-    skeleton = JSON_STRING.sub(b'""', data)
+    skeleton = _skeleton(data)
     brackets = skeleton.translate(None, NOT_BRACKETS)
     weight = skeleton.count(b",") + skeleton.count(b":") + brackets.count(b"[") + brackets.count(b"{") + 1
     if weight > MAX_VALUES:
         raise ApiFailure(f"{where}: the answer holds more than {MAX_VALUES:,} JSON values; not read")
-    if len(brackets) > MAX_DEPTH:  # fewer brackets cannot nest deeper
-        # depth after i brackets = 2 * opens - i: the running sum of 2-per-open minus the count
-        depth = max(map(sub, accumulate(brackets.translate(DEPTH_STEP)), count(1)), default=0)
-        if depth > MAX_DEPTH:
-            raise ApiFailure(f"{where}: the answer nests JSON deeper than {MAX_DEPTH} levels; not read")
+    if len(brackets) > MAX_DEPTH and _depth_exceeds(brackets, MAX_DEPTH):  # fewer cannot nest deeper
+        raise ApiFailure(f"{where}: the answer nests JSON deeper than {MAX_DEPTH} levels; not read")
     return weight
 
 
@@ -286,7 +302,7 @@ def parse_json(data: bytes | bytearray, where: str) -> tuple[Any, int]:
         body = json.loads(data)
     except RecursionError:  # unbalanced brackets can still reach the parser's own limit
         raise ApiFailure(f"{where}: the answer nests JSON too deeply; not read") from None
-    if SURROGATE_HINT.search(data):
+    if any(hint.search(data) for hint in SURROGATE_HINTS):
         body = _clean(body)
     return body, weight
 
