@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipe import scopes
+from pipe import guidance, scopes
 from pipe.catalog import Catalog, Category, Operation
-from pipe.credential import Kind
+from pipe.credential import PAIRS, Kind
 from pipe.errors import ExitCode
+from pipe.guidance import Guidance, Item
 from pipe.probes import Evidence, Inventory, Repo
 from pipe.shapes import summary
 
 OK, MISSING, RETIRED, NOT_APPLICABLE, UNKNOWN = "ok", "missing", "retired", "not-applicable", "unknown"
 EXAMPLES = 3
+FINDINGS = ("no-repositories", "scopes-unreadable", "git-failing")  # guidance ids report.json lists as findings
 HOURLY_LIMIT = 1000  # repository data, per user or token (Bitbucket's documented default)
 
 
@@ -56,10 +58,15 @@ class Advice:
     scope: str
     label: str
     where: str
-    unblocks: list[str]
+    unblocks: list[str]  # category titles, " (restore)" for a restore
     affected_repositories: int
     required: bool
     restore_only: bool
+    categories: list[str] = field(default_factory=list)  # the ids of the categories it unblocks
+
+    @property
+    def name(self) -> str:
+        return self.scope if self.label == self.scope else f"{self.scope} ({self.label})"
 
 
 @dataclass
@@ -82,6 +89,7 @@ class Assessment:
     admin_gap_loses: list[str]
     findings: list[str]
     budget: Budget
+    guidance: list[Item]  # every piece of advice, chosen and filled once (pipe/guidance.yml)
 
 
 def _applicable(ops: tuple[Operation, ...], kind: Kind) -> list[Operation]:
@@ -213,32 +221,14 @@ def _restore(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
     return side
 
 
-def _where(kind: Kind, credential_type: str | None, owner: str) -> str:
-    if kind is Kind.API_TOKEN:
-        return (
-            "id.atlassian.com > Security > API tokens > Create API token with scopes > app Bitbucket. "
-            "Scopes of an existing token cannot be changed: create a new token with every scope listed "
-            "here and update BITBUCKET_API_TOKEN (and your backup product)."
-        )
-    if kind is Kind.OAUTH:
-        return (
-            f"Workspace settings > Apps and features > OAuth consumers > Edit '{owner}' > Permissions; "
-            "save, and the next token has the new scopes."
-        )
-    place = {
-        "repo_access_token": "Repository settings",
-        "project_access_token": "Project settings",
-        "workspace_access_token": "Workspace settings",
-    }.get(credential_type or "", "Repository, project or workspace settings")
-    return (
-        f"{place} > Security > Access tokens > Create access token. Access token scopes cannot be "
-        "edited: create a new token with every scope listed here and update BITBUCKET_ACCESS_TOKEN."
-    )
-
-
-def _advice(results: list[CategoryResult], evidence: Evidence, check_restore: bool) -> list[Advice]:
+def _where(guide: Guidance, evidence: Evidence) -> str:
     kind = evidence.credential.kind
-    where = _where(kind, evidence.scopes.credential_type, evidence.credential.owner_hint)
+    owner, variable = evidence.credential.owner_hint, PAIRS[kind][-1]
+    return guide.where_to_tick(kind.value, evidence.scopes.credential_type, owner, variable)
+
+
+def _advice(results: list[CategoryResult], evidence: Evidence, check_restore: bool, where: str) -> list[Advice]:
+    kind = evidence.credential.kind
     found: dict[str, Advice] = {}
     for result in results:
         sides = [(result.backup, result.required_backup, False)]
@@ -252,6 +242,8 @@ def _advice(results: list[CategoryResult], evidence: Evidence, check_restore: bo
                 title = result.category.title + (" (restore)" if restore else "")
                 if title not in advice.unblocks:
                     advice.unblocks.append(title)
+                if result.category.id not in advice.categories:
+                    advice.categories.append(result.category.id)
                 advice.affected_repositories = max(advice.affected_repositories, len(side.affected))
                 advice.required = advice.required or required
                 advice.restore_only = advice.restore_only and restore
@@ -282,26 +274,128 @@ def _verdict(results: list[CategoryResult], check_restore: bool) -> tuple[str, E
     return "ready", ExitCode.READY
 
 
-def _findings(evidence: Evidence, repos: list[Repo], workspace: str) -> list[str]:
+def _findings(guide: Guidance, evidence: Evidence, repos: list[Repo], git_categories: list[str]) -> list[Item]:
     findings = []
     if evidence.inventory.listing.outcome == "ok" and not repos:
-        findings.append(
-            f"The credential sees no repositories in '{workspace}'. A backup with it would be empty. "
-            "Check WORKSPACE, that the account is a member with access to the repositories, that an "
-            "access token belongs to this workspace, and REPOSITORIES if set."
-        )
+        findings.append(guide.item("no-repositories", git_categories, workspace=evidence.workspace))
     if evidence.scopes.problems:
-        findings.append(
-            "An answer that would have named the credential's granted scopes was not in Bitbucket's "
-            f"shape and was not used: {summary(evidence.scopes.problems)}."
-        )
+        findings.append(guide.item("scopes-unreadable", problems=summary(evidence.scopes.problems)))
     if evidence.git.outcome in ("rejected", "forbidden"):
         findings.append(
-            f"Git over HTTPS failed while the REST API worked: {evidence.git.reason}. "
-            "Git username used: " + evidence.git.username + ". For API tokens git takes your "
-            "Bitbucket username or x-bitbucket-api-token-auth, never the email."
+            guide.item(
+                "git-failing",
+                git_categories,
+                variant=evidence.credential.kind.value,
+                reason=evidence.git.reason,
+                username=evidence.git.username,
+            )
         )
     return findings
+
+
+def _admin_gap(results: list[CategoryResult]) -> list[Repo]:
+    """Repositories the credential lacks admin permission on. A repository the admin reads were
+    refused on for want of a scope is not one: its fix is the scope, named with the others."""
+    admin = next(r for r in results if r.category.id == "repository-admin")
+    return [r for r in admin.backup.affected if r.permission in ("read", "write")]
+
+
+def _loses(results: list[CategoryResult]) -> list[str]:
+    """What a backup without admin permission loses: every category that needs it."""
+    return [r.category.title for r in results if r.category.needs_admin and r.category.id != "repository-admin"]
+
+
+def _scope_items(guide: Guidance, advice: list[Advice]) -> list[Item]:
+    required = [a for a in advice if a.required]
+    if not required:
+        return []
+    items = [guide.item("scopes-to-add", count=len(required))]
+    for a in required:
+        values = {"scope": a.name, "unblocks": ", ".join(a.unblocks)}
+        if a.affected_repositories:
+            items.append(
+                guide.item(
+                    "missing-scope", a.categories, variant="on-repositories", count=a.affected_repositories, **values
+                )
+            )
+        else:
+            items.append(guide.item("missing-scope", a.categories, variant="everywhere", **values))
+    unblocked = [c for a in required for c in a.categories]
+    return items + [guide.item("where-to-tick", unblocked, where=required[0].where)]
+
+
+def _admin_items(guide: Guidance, results: list[CategoryResult], gap: list[Repo], kind: Kind) -> list[Item]:
+    if not gap:
+        return []
+    lacking = [r for r in results if r.category.needs_admin and r.backup.status == MISSING]
+    ids = [r.category.id for r in lacking]
+    blocking = any(r.required_backup or r.required_restore for r in lacking)
+    loses = ", ".join(title.lower() for title in _loses(results))
+    examples = ", ".join(str(r.full_name or r.slug) for r in gap[:EXAMPLES])
+    return [
+        guide.item("admin-gap", ids, blocking=blocking, count=len(gap), examples=examples, loses=loses),
+        guide.item("admin-fix", ids, variant=kind.value, blocking=blocking),
+    ]
+
+
+def _unknown_items(guide: Guidance, results: list[CategoryResult]) -> list[Item]:
+    items = []
+    for r in results:
+        for name, side, required in (
+            ("backup", r.backup, r.required_backup),
+            ("restore", r.restore, r.required_restore),
+        ):
+            if required and side.status == UNKNOWN:
+                items.append(
+                    guide.item(
+                        "unknown", [r.category.id], title=r.category.title, side=name, reasons="; ".join(side.reasons)
+                    )
+                )
+    return items
+
+
+def _budget_items(guide: Guidance, budget: Budget) -> list[Item]:
+    items = [
+        guide.item(
+            "budget",
+            requests=budget.requests_used,
+            per_run=budget.backup_requests_per_run,
+            limit=budget.hourly_limit,
+        )
+    ]
+    if not budget.fits_in_an_hour:
+        items.append(guide.item("rate-limit-warning"))
+    return items
+
+
+def _category_items(guide: Guidance, results: list[CategoryResult]) -> list[Item]:
+    """What the catalog says of a category and no credential can change: notes, retirements."""
+    items = []
+    for r in results:
+        category = r.category
+        if category.retired:
+            items.append(guide.item("retired", [category.id], title=category.title, date=category.retired))
+        elif category.note and r.required_backup:
+            items.append(guide.item("note", [category.id], title=category.title, note=category.note))
+    return items
+
+
+def _guidance(
+    guide: Guidance, results: list[CategoryResult], evidence: Evidence, advice: list[Advice], budget: Budget
+) -> list[Item]:
+    """Every piece of advice, in the order a reader acts on it: scopes, admin, what could not be
+    checked, findings, what is optional, the cost; then what no credential changes."""
+    repos = evidence.inventory.repositories
+    git_categories = [r.category.id for r in results if r.category.git]
+    optional = [a for a in advice if not a.required]
+    items = _scope_items(guide, advice)
+    items += _admin_items(guide, results, _admin_gap(results), evidence.credential.kind)
+    items += _unknown_items(guide, results)
+    items += _findings(guide, evidence, repos, git_categories)
+    if optional:
+        labels = ", ".join(a.label for a in optional)
+        items.append(guide.item("optional-scopes", [c for a in optional for c in a.categories], labels=labels))
+    return items + _budget_items(guide, budget) + _category_items(guide, results)
 
 
 def assess(
@@ -323,17 +417,21 @@ def assess(
                 _repositories(backup, evidence, repos)
         results.append(CategoryResult(category, is_required, is_required and check_restore, backup, restore))
     verdict, code = _verdict(results, check_restore)
-    admin = next(r for r in results if r.category.id == "repository-admin")
-    loses = [r.category.title for r in results if r.category.needs_admin and r.category.id != "repository-admin"]
+    guide = guidance.load()
+    advice = _advice(results, evidence, check_restore, _where(guide, evidence))
+    budget = _budget(catalog, evidence, required)
+    items = _guidance(guide, results, evidence, advice, budget)
+    findings = [i.text for i in items if i.id in FINDINGS]
     return Assessment(
         verdict,
         code,
         profile,
         check_restore,
         results,
-        _advice(results, evidence, check_restore),
-        [r for r in admin.backup.affected],
-        loses,
-        _findings(evidence, repos, evidence.workspace),
-        _budget(catalog, evidence, required),
+        advice,
+        _admin_gap(results),
+        _loses(results),
+        findings,
+        budget,
+        items,
     )

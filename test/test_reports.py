@@ -76,7 +76,12 @@ def test_json_report_carries_requests_scopes_and_guidance(start, run_pipe):
     assert report["credential"]["scopes_source"][0] == "x-oauth-scopes header"
     pulls = next(c for c in report["categories"] if c["id"] == "pull-requests")
     assert pulls["missing_scopes"] == ["read:pullrequest:bitbucket"]
-    assert pulls["guidance"] and "id.atlassian.com" in pulls["guidance"][0]
+    # The category's guidance is the assessment's items that name it: the scope, where to tick it, the note.
+    assert pulls["guidance"][0] == "read:pullrequest:bitbucket: unblocks Pull requests, 6 repositories."
+    assert pulls["guidance"][1].startswith("Where: id.atlassian.com > Security > API tokens > Create API token")
+    assert pulls["guidance"][2] == "Note, Pull requests: read:repository does not cover pull requests."
+    naming = [i["id"] for i in report["guidance"] if "pull-requests" in i["categories"]]
+    assert naming == ["missing-scope", "where-to-tick", "note"]
     assert (run.cwd / "out" / "readiness.md").exists()
 
 

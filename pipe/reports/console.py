@@ -1,7 +1,8 @@
 """The step log: header, a category table, the guidance block, one verdict line.
 
-Lines stay within 80 columns including the logger's `LEVEL: ` prefix, and read the same
-without colour (NO_COLOR)."""
+It renders the document and decides nothing: the advice is the document's `guidance` items,
+laid out by their `layout`. Lines stay within 80 columns including the logger's `LEVEL: `
+prefix, and read the same without colour (NO_COLOR)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ MARKS = {
     "not-applicable": "- n/a",
     "unknown": "? unknown",
 }
+# How each layout of a guidance item is written (the first line's indent, and its prefix).
+LAYOUTS = {"paragraph": ("", ""), "item": ("  ", "* "), "step": ("  ", "")}
 VERDICTS = {
     "ready": "READY: the credential can back up everything the profile needs.",
     "not-ready": "NOT READY: the backup would silently miss data (see above).",
@@ -69,61 +72,28 @@ def table(doc: dict[str, Any]) -> list[str]:
         "-" * (WIDTH if restore else 58),
     ]
     for cat in doc.get("categories", []):
-        needed = "required" if cat["required"]["backup"] else "info"
-        if cat["retired"]:
-            needed = f"retired {cat['retired']}"
         row = f"{cat['title'][:25]:<26}{MARKS[cat['backup']]:<12}"
         if restore:
             row += f"{MARKS[cat['restore']]:<12}"
-        lines.append(row + needed)
-    notes = [
-        f"Note, {c['title']}: {c['note']}."
-        for c in doc.get("categories", [])
-        if c["note"] and not c["retired"] and c["required"]["backup"]
-    ]
-    for note in notes:  # what no credential can fix, so nobody hunts for a missing scope
-        lines += _wrap(note, "")
+        lines.append(row + needed(cat))
+    for item in doc.get("guidance", []):
+        if item["layout"] == "note":
+            lines += _wrap(item["text"], "")
     return lines
 
 
+def needed(cat: dict[str, Any]) -> str:
+    """The Needed column, the same in the log and in Markdown."""
+    return f"retired {cat['retired']}" if cat["needed"] == "retired" else cat["needed"]
+
+
 def guidance(doc: dict[str, Any]) -> list[str]:
+    """The advice block: the document's guidance items, then its error, if any."""
     lines: list[str] = []
-    advice = [a for a in doc.get("missing_scopes", []) if a["required"]]
-    if advice:
-        lines.append(f"To fix: add {len(advice)} scope(s) to the credential")
-        for a in advice:
-            affected = f", {a['affected_repositories']} repositories" if a["affected_repositories"] else ""
-            name = a["scope"] if a["label"] == a["scope"] else f"{a['scope']} ({a['label']})"
-            lines += _wrap(f"* {name}: unblocks {', '.join(a['unblocks'])}{affected}.")
-        lines += _wrap(f"Where: {advice[0]['where']}")
-    gap = doc.get("admin_gap") or {}
-    if gap.get("repositories"):
-        lines += _wrap(
-            f"No admin permission on {gap['repositories']} repositories (e.g. "
-            f"{', '.join(gap['examples'])}): a backup loses their "
-            f"{', '.join(t.lower() for t in gap['loses'])}.",
-            "",
-        )
-        if (doc.get("credential") or {}).get("kind") == "access_token":
-            lines += _wrap(
-                "An access token is admin only with the Repositories: Admin scope "
-                "(repository:admin); create the token with it."
-            )
-        else:
-            lines += _wrap(
-                "Give the account admin on them (Repository settings > Repository permissions) "
-                "or use a workspace admin's credential."
-            )
-    for cat in doc.get("categories", []):
-        for side in ("backup", "restore"):
-            detail = cat["details"][side]
-            if detail["required"] and detail["status"] == "unknown":
-                lines += _wrap(f"{cat['title']} ({side}) unknown: {'; '.join(detail['reasons'])}", "")
-    for finding in doc.get("findings", []):
-        lines += _wrap(finding, "")
-    optional = [a for a in doc.get("missing_scopes", []) if not a["required"]]
-    if optional:
-        lines += _wrap("Not required by the profile, but missing: " + ", ".join(a["label"] for a in optional) + ".", "")
+    for item in doc.get("guidance", []):
+        if item["layout"] in LAYOUTS:
+            indent, prefix = LAYOUTS[item["layout"]]
+            lines += _wrap(prefix + item["text"], indent)
     if doc.get("error"):
         for problem in doc["error"]["problems"]:
             lines += _wrap(f"{problem['variable']}: {problem['message']}", "")
@@ -131,20 +101,6 @@ def guidance(doc: dict[str, Any]) -> list[str]:
         lines += _wrap(doc["error"]["message"], "")
         if not doc["error"]["problems"]:
             lines += _wrap("Fix: " + doc["error"]["fix"])
-    budget = doc.get("rate_limit")
-    if budget:
-        lines += _wrap(
-            f"This check used {budget['requests_used']} API requests. A metadata backup of "
-            f"this workspace needs about {budget['backup_requests_per_run']} per run, against "
-            f"{budget['hourly_limit']} an hour.",
-            "",
-        )
-        if not budget["fits_in_an_hour"]:
-            lines += _wrap(
-                "Warning: the backup cannot fit in one hour of Bitbucket's rate limit; "
-                "spread it over several hours or use an access token with scaled limits.",
-                "",
-            )
     return lines
 
 

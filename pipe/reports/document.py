@@ -10,6 +10,7 @@ from pipe import __version__
 from pipe.assessment import Assessment, CategoryResult, Side
 from pipe.credential import Credential
 from pipe.errors import ExitCode, Failure
+from pipe.guidance import Item
 from pipe.probes import Evidence
 from pipe.redaction import Redactor
 
@@ -18,7 +19,22 @@ PERMISSIONS = ("admin", "write", "read", "unknown")
 # versions): never redacted, so that a secret equal to one of them ("ready", issued by a
 # hostile OAuth server) cannot change the verdict or break a renderer. Free text is redacted.
 VOCABULARY = frozenset(
-    {"verdict", "exit_code", "kind", "backup", "restore", "status", "outcome", "id", "generated_at", "pipe_version"}
+    {
+        "verdict",
+        "exit_code",
+        "kind",
+        "backup",
+        "restore",
+        "status",
+        "outcome",
+        "id",
+        "generated_at",
+        "pipe_version",
+        "needed",
+        "variant",
+        "severity",
+        "layout",
+    }
 )
 
 
@@ -45,7 +61,14 @@ def _side(side: Side, required: bool) -> dict[str, Any]:
     }
 
 
-def _category(result: CategoryResult, guidance: list[str]) -> dict[str, Any]:
+def _needed(result: CategoryResult) -> str:
+    """The table's one word for a category, the same in every format."""
+    if result.category.retired:
+        return "retired"
+    return "required" if result.required_backup else "info"
+
+
+def _category(result: CategoryResult, guidance: list[Item]) -> dict[str, Any]:
     category = result.category
     return {
         "id": category.id,
@@ -54,6 +77,7 @@ def _category(result: CategoryResult, guidance: list[str]) -> dict[str, Any]:
         "backup": result.backup.status,
         "restore": result.restore.status,
         "required": {"backup": result.required_backup, "restore": result.required_restore},
+        "needed": _needed(result),
         "missing_scopes": result.backup.missing_scopes,
         "affected_repositories": len(result.backup.affected),
         "details": {
@@ -62,21 +86,20 @@ def _category(result: CategoryResult, guidance: list[str]) -> dict[str, Any]:
         },
         "retired": category.retired,
         "note": category.note,
-        "guidance": guidance,
+        # The assessment's guidance items that name this category, in their order.
+        "guidance": [item.text for item in guidance if category.id in item.categories],
     }
 
 
-def _guidance(result: CategoryResult, assessment: Assessment) -> list[str]:
-    lines = []
-    for advice in assessment.advice:
-        if any(t.startswith(result.category.title) for t in advice.unblocks):
-            lines.append(f"Tick {advice.label}: {advice.where}")
-    if result.backup.affected and not result.backup.missing_scopes and result.category.needs_admin:
-        lines.append(
-            f"Give the credential's account admin permission on {len(result.backup.affected)} "
-            "repositories (Repository settings > Repository permissions), or use a workspace admin."
-        )
-    return lines
+def _item(item: Item) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "variant": item.variant,
+        "severity": item.severity.value,
+        "layout": item.layout.value,
+        "text": item.text,
+        "categories": list(item.categories),
+    }
 
 
 def _credential(credential: Credential, evidence: Evidence | None) -> dict[str, Any]:
@@ -132,7 +155,8 @@ def build(
         doc["duration_seconds"] = round(evidence.elapsed, 3)
     if assessment:
         doc["check_restore"] = assessment.check_restore
-        doc["categories"] = [_category(r, _guidance(r, assessment)) for r in assessment.categories]
+        doc["categories"] = [_category(r, assessment.guidance) for r in assessment.categories]
+        doc["guidance"] = [_item(i) for i in assessment.guidance]
         doc["missing_scopes"] = [vars(a) for a in assessment.advice]
         doc["admin_gap"] = {
             "repositories": len(assessment.admin_gap),

@@ -1,6 +1,8 @@
 """The report files: JSON for automation, Markdown beside it, JUnit XML for the Tests tab.
 
-Renderers return text; `write_inside` puts it on disk. The document's strings are already
+Renderers return text and decide nothing: the table, the advice (the document's `guidance`
+items, as the step log writes them) and each JUnit case's guidance are the document's.
+`write_inside` puts the text on disk. The document's strings are already
 redacted and neutralised (document.finish); each format still escapes what is special to
 it: Markdown its markup and HTML, XML the characters XML 1.0 cannot hold."""
 
@@ -60,8 +62,7 @@ def markdown(doc: dict[str, Any]) -> str:
     if doc.get("categories"):
         lines += ["", "| Category | Backup | Restore | Needed |", "|---|---|---|---|"]
         for cat in doc["categories"]:
-            needed = "required" if cat["required"]["backup"] else ("retired" if cat["retired"] else "info")
-            cells = (cat["title"], cat["backup"], cat["restore"], needed)
+            cells = (cat["title"], cat["backup"], cat["restore"], console.needed(cat))
             lines.append("| " + " | ".join(md(c) for c in cells) + " |")
     guidance = console.guidance(doc)
     if guidance:

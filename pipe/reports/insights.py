@@ -13,6 +13,12 @@ import httpx
 
 REPORT_ID = "backup-readiness"
 PUBLIC_API = "http://api.bitbucket.org/2.0"
+DETAILS_LIMIT = 2000  # characters Bitbucket keeps of a report's details
+ADVICE_LAYOUTS = ("paragraph", "item", "step")
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def payload(doc: dict[str, Any]) -> dict[str, Any]:
@@ -41,9 +47,12 @@ def payload(doc: dict[str, Any]) -> dict[str, Any]:
         else f"Backup readiness of workspace {doc['workspace']} for profile {doc['profile']}: "
         f"{doc['verdict']}." + (f" Missing scopes: {', '.join(missing)}." if missing else "")
     )
+    # The advice the step log shows, in its words: the document's guidance, minus the notes and
+    # retirements its table carries.
+    advice = [i["text"] for i in doc.get("guidance", []) if i["layout"] in ADVICE_LAYOUTS]
     return {
         "title": "Backup readiness",
-        "details": details[:2000],
+        "details": _shorten(" ".join([details, *advice]), DETAILS_LIMIT),
         "report_type": "SECURITY",
         "reporter": "backup-readiness",
         "result": "PASSED" if doc["verdict"] == "ready" else "FAILED",
