@@ -371,7 +371,7 @@ class Client:
         return self.deadline - time.monotonic()
 
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.URL:
-        absolute = path.startswith(("http://", "https://"))
+        absolute = path[:8].lower().startswith(("http://", "https://"))
         url = httpx.URL(path if absolute else f"{self.api_url}{path}")
         return url.copy_merge_params(params) if params else url
 

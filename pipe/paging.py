@@ -138,8 +138,8 @@ async def _follow(client: Client, budget: _Budget, link: Any, pages: int, more: 
     seen: set[str] = set()
     values: list[Any] = []
     while link:
-        if not isinstance(link, str):
-            raise ApiFailure(f"{budget.where}: a page's `next` is not a link")
+        if not isinstance(link, str) or not link[:8].lower().startswith(("http://", "https://")):
+            raise ApiFailure(f"{budget.where}: a page's `next` is not an absolute http(s) link")
         if link in seen:
             raise ApiFailure(f"{budget.where}: Bitbucket's pagination looped back to a page already read")
         if not client.is_home(link):

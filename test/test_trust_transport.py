@@ -103,6 +103,31 @@ def test_a_next_link_to_another_origin_is_never_requested(start, run_pipe, witne
     assert not any(host.startswith("localhost") for host in hosts_seen(sim)), hosts_seen(sim)
 
 
+@pytest.mark.parametrize(
+    "link", ["/2.0/repositories/acme?page=2", "file:///etc/passwd", "ftp://127.0.0.1/x"]
+)  # a `next` that is not a string at all is the shape check's (test_trust_shapes.py)
+def test_a_next_that_is_not_an_absolute_http_link_is_not_followed(start, run_pipe, witness, link):
+    cred = api_token()
+    sim = start([cred])
+    rewrite(sim, REPOS, lambda body, req: without_size(body, link))
+    run = run_pipe(sim, cred, TIMEOUT=str(TIMEOUT))
+    clean(run.output)
+    assert run.code == 3, run.output
+    assert "GET /repositories/acme: a page's `next` is not an absolute http(s) link" in run.output, run.output
+    assert [r.path for r in sim.requests].count("/2.0/repositories/acme") == 1
+
+
+def test_a_next_link_in_upper_case_is_still_another_origin(start, run_pipe, witness):
+    cred = api_token()
+    sim = start([cred])
+    rewrite(sim, REPOS, lambda body, req: without_size(body, f"HTTP://LOCALHOST:{witness.port}/2.0/x"))
+    run = run_pipe(sim, cred, TIMEOUT=str(TIMEOUT))
+    clean(run.output)
+    assert run.code == 3, run.output
+    assert f"on another origin (http://localhost:{witness.port}); not followed" in run.output, run.output
+    assert witness.connections == 0
+
+
 REDIRECTED = [(c, e) for c in CREDENTIALS for e in ("repository-list", "user")] + [("oauth", "oauth-token")]
 
 
