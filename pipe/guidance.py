@@ -53,8 +53,8 @@ class Template:
         names = set()
         try:
             fields = list(string.Formatter().parse(text))
-        except ValueError as exc:  # a lone brace
-            raise GuidanceError(f"{where}: {exc}") from None
+        except ValueError as exc:
+            raise GuidanceError(f"{where}: a brace without its pair ({exc})") from None
         for _, name, spec, conversion in fields:
             if name is None:
                 continue

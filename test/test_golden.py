@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from test.conftest import ALL_READ, Run, access_token, api_token, oauth
@@ -28,6 +29,7 @@ from test.simulator import Credential, Fault, Simulator, Workspace
 from test.simulator.scenarios import demo
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
+SCHEMA = json.loads((GOLDEN.parents[1] / "schema" / "report.schema.json").read_text(encoding="utf-8"))
 UPDATE = os.environ.get("UPDATE_GOLDEN", "").strip() not in ("", "0", "false")
 PORT = re.compile(r"(127\.0\.0\.1|localhost):\d+")
 
@@ -88,6 +90,7 @@ def outputs(name: str, start, run_pipe) -> dict[str, str]:
         credentials = [scenario.credential] if scenario.credential else []
         sim = start(credentials, workspaces=scenario.workspaces, faults=list(scenario.faults))
     run = run_pipe(sim, scenario.credential, **scenario.variables)
+    jsonschema.validate(run.report, SCHEMA, format_checker=jsonschema.FormatChecker())  # what is kept is valid
     return {f"{name}.log": normalise(run.err + run.out, run, sim), f"{name}.json": normalised_report(run, sim)}
 
 
