@@ -17,6 +17,19 @@ DETAILS_LIMIT = 2000  # characters Bitbucket keeps of a report's details
 ADVICE_LAYOUTS = ("paragraph", "item", "step")
 
 
+def _sentences(items: list[dict[str, Any]]) -> list[str]:
+    """The items run into one paragraph: each ends as a sentence, a heading the log follows with
+    bullets or steps with a colon."""
+    texts = []
+    for item, after in zip(items, [*items[1:], None], strict=True):
+        text = item["text"]
+        if not text.endswith((".", ":", "!", "?")):
+            heading = item["layout"] == "paragraph" and after is not None and after["layout"] != "paragraph"
+            text += ":" if heading else "."
+        texts.append(text)
+    return texts
+
+
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
@@ -49,7 +62,7 @@ def payload(doc: dict[str, Any]) -> dict[str, Any]:
     )
     # The advice the step log shows, in its words: the document's guidance, minus the notes and
     # retirements its table carries.
-    advice = [i["text"] for i in doc.get("guidance", []) if i["layout"] in ADVICE_LAYOUTS]
+    advice = _sentences([i for i in doc.get("guidance", []) if i["layout"] in ADVICE_LAYOUTS])
     return {
         "title": "Backup readiness",
         "details": _shorten(" ".join([details, *advice]), DETAILS_LIMIT),
