@@ -12,10 +12,18 @@ from pipe.catalog import Catalog, Category, Operation
 from pipe.credential import PAIRS, Kind
 from pipe.errors import ExitCode
 from pipe.guidance import Guidance, Item
-from pipe.probes import Evidence, Inventory, Repo
+from pipe.outcomes import GitOutcome, Outcome, Status, Verdict
 from pipe.shapes import summary
+from pipe.survey.evidence import Evidence, Inventory, Repo
 
-OK, MISSING, RETIRED, NOT_APPLICABLE, UNKNOWN = "ok", "missing", "retired", "not-applicable", "unknown"
+# Short names for the Status members (pipe/outcomes.py), read by every rule below.
+OK, MISSING, RETIRED, NOT_APPLICABLE, UNKNOWN = (
+    Status.OK,
+    Status.MISSING,
+    Status.RETIRED,
+    Status.NOT_APPLICABLE,
+    Status.UNKNOWN,
+)
 EXAMPLES = 3
 FINDINGS = ("no-repositories", "scopes-unreadable", "git-failing")  # guidance ids report.json lists as findings
 HOURLY_LIMIT = 1000  # repository data, per user or token (Bitbucket's documented default)
@@ -25,7 +33,7 @@ HOURLY_LIMIT = 1000  # repository data, per user or token (Bitbucket's documente
 class Side:
     """Backup or restore of one category."""
 
-    status: str = OK
+    status: Status = OK
     missing_scopes: list[str] = field(default_factory=list)
     affected: list[Repo] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
@@ -38,7 +46,7 @@ class Side:
         self.affected += [r for r in affected if r.slug not in known]
 
     def doubt(self, reason: str) -> None:
-        if self.status == OK:
+        if self.status is OK:
             self.status = UNKNOWN
         if reason not in self.reasons:
             self.reasons.append(reason)
@@ -79,7 +87,7 @@ class Budget:
 
 @dataclass
 class Assessment:
-    verdict: str
+    verdict: Verdict
     exit_code: ExitCode
     profile: str
     check_restore: bool
@@ -109,7 +117,7 @@ def _proven(catalog: Catalog, evidence: Evidence) -> set[str]:
     return {
         scope
         for op in ops
-        if (result := evidence.probes.get(op.label)) is not None and result.outcome == "ok"
+        if (result := evidence.probes.get(op)) is not None and result.outcome is Outcome.OK
         for scope in op.scopes_for(kind.vocabulary)
     }
 
@@ -124,16 +132,19 @@ def _backup(category: Category, evidence: Evidence, repos: list[Repo], proven_an
     affected = repos if any(op.per_repository for op in ops) else []
     proven = set()
     for op in ops:
-        result = evidence.probes.get(op.label)
-        if result is None:
+        if not op.probe:
+            continue  # read by a backup, not by the survey: judged from the granted scopes below
+        result = evidence.probes.get(op)
+        if result is None:  # never passed over: a read the survey did not make proves nothing
+            side.doubt(f"{op.label} has no result: the survey did not read it")
             continue
-        if result.outcome == "ok":
+        if result.outcome is Outcome.OK:
             proven |= set(op.scopes_for(kind.vocabulary))
-        elif result.outcome == "scope":
+        elif result.outcome is Outcome.SCOPE:
             side.lack(f"{op.label} answered 403: scope missing", list(result.required), affected)
-        elif result.outcome == "permission" and op.admin:
+        elif result.outcome is Outcome.PERMISSION and op.admin:
             pass  # counted below from the permission of every repository
-        elif result.outcome != "skipped" or repos:
+        elif result.outcome is not Outcome.SKIPPED or repos:
             side.doubt(f"{op.label} could not be read: {result.reason or result.outcome}")
     if evidence.scopes.granted is not None:
         lacking = set(scopes.missing(_scopes(ops, kind.vocabulary), evidence.scopes.granted, kind.vocabulary))
@@ -167,11 +178,11 @@ def _unknown_permissions(side: Side, unknown: list[Repo], inventory: Inventory) 
 
 def _repositories(side: Side, evidence: Evidence, repos: list[Repo]) -> None:
     inventory, git = evidence.inventory, evidence.git
-    if inventory.listing.outcome == "failed":
+    if inventory.listing.outcome is Outcome.FAILED:
         side.doubt(f"the repository list could not be read: {inventory.listing.reason}")
-    elif inventory.listing.outcome == "scope":
+    elif inventory.listing.outcome is Outcome.SCOPE:
         side.lack("the repository list answered 403: scope missing", list(inventory.listing.required), repos)
-    elif inventory.listing.outcome != "ok":  # 403, 404, 410...: no list, so nothing is proven
+    elif inventory.listing.outcome is not Outcome.OK:  # 403, 404, 410...: no list, so nothing is proven
         side.doubt(
             f"the repository list could not be read: HTTP {inventory.listing.status} "
             f"({inventory.listing.reason or inventory.listing.outcome})"
@@ -180,9 +191,9 @@ def _repositories(side: Side, evidence: Evidence, repos: list[Repo]) -> None:
         side.lack("the credential sees no repositories in the workspace")
     for slug in inventory.not_visible:
         side.lack(f"repository '{slug}' (REPOSITORIES) is not visible to the credential")
-    if git.outcome in ("rejected", "forbidden"):
+    if git.outcome.refused:
         side.lack(git.reason, [], repos)
-    elif git.outcome == "failed":
+    elif git.outcome is GitOutcome.FAILED:
         side.doubt(git.reason)
 
 
@@ -264,14 +275,16 @@ def _budget(catalog: Catalog, evidence: Evidence, profile_ids: set[str]) -> Budg
     return Budget(evidence.traffic.requests, per_run, limit, per_run <= limit)
 
 
-def _verdict(results: list[CategoryResult], check_restore: bool) -> tuple[str, ExitCode]:
+def _verdict(results: list[CategoryResult], check_restore: bool) -> tuple[Verdict, ExitCode]:
     sides = [r.backup for r in results if r.required_backup]
     sides += [r.restore for r in results if r.required_restore and check_restore]
-    if any(s.status == MISSING for s in sides):
-        return "not-ready", ExitCode.NOT_READY
-    if any(s.status == UNKNOWN for s in sides):
-        return "inconclusive", ExitCode.INCONCLUSIVE
-    return "ready", ExitCode.READY
+    if any(s.status is MISSING for s in sides):
+        verdict = Verdict.NOT_READY
+    elif any(s.status is UNKNOWN for s in sides):
+        verdict = Verdict.INCONCLUSIVE
+    else:
+        verdict = Verdict.READY
+    return verdict, verdict.exit_code
 
 
 def _findings(guide: Guidance, evidence: Evidence, repos: list[Repo], git_categories: list[str]) -> list[Item]:

@@ -34,7 +34,6 @@ from pipe.errors import ConfigError, Problem
 log = logging.getLogger("backup-readiness")
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-MAX_PAGELEN = 100  # kept here too: older imports read it from the client
 MAX_REDIRECTS = 3
 MAX_BODY = 8 * 1024 * 1024  # after inflating; a page of 100 items is tens of KiB
 MAX_IN_FLIGHT = 24 * 1024 * 1024  # all bodies being read at once, whatever CONCURRENCY is
@@ -548,11 +547,3 @@ class Client:
         """The OAuth grant: its only home is the origin of `url` (BITBUCKET_OAUTH_TOKEN_URL)."""
         answer = await self.send("POST", url, home=Origin.of(url), host="OAuth token", data=data, auth=auth)
         return answer.reply
-
-    async def collect(
-        self, path: str, params: Mapping[str, Any] | None = None, on_first: Callable[[Reply], None] | None = None
-    ) -> tuple[Reply, list[dict]]:
-        """Every item of a paged collection, within the bounds of pipe/paging.py."""
-        from pipe.paging import collect  # paging builds on the client, not the other way round
-
-        return await collect(self, path, params, on_first)

@@ -1,4 +1,4 @@
-"""Entry point: variables -> credential -> probes -> assessment -> reports. Wiring only."""
+"""Entry point: variables -> credential -> survey -> assessment -> document -> reports. Wiring only."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from pipe import logs
 from pipe.assessment import assess
 from pipe.credential import Credential, detect
 from pipe.errors import ApiUnavailable, ConfigError, CredentialError, ExitCode, Failure, Problem
-from pipe.probes import gather_evidence
+from pipe.outcomes import Verdict
 from pipe.redaction import Redactor
 from pipe.reports import console, document, publish
+from pipe.survey import survey
 from pipe.variables import SCHEMA, WORKSPACE_RE, Config, output_path, read_config
 
 METADATA = Path(__file__).resolve().parent.parent / "pipe.yml"
@@ -64,7 +65,7 @@ async def _run(config: Config, credential: Credential, redactor: Redactor, start
     catalog = catalog_module.load()
     try:
         evidence = await asyncio.wait_for(
-            gather_evidence(config, credential, catalog, started, redactor.add),
+            survey(config, credential, catalog, started, redactor.add),
             # The client stops at the deadline itself and reports which check it cut short;
             # this outer guard only catches what hangs past it.
             timeout=max(1.0, config.timeout - (time.monotonic() - started)) + 2.0,
@@ -161,7 +162,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     output_json = config.output_json if config else output_path(values.get("OUTPUT_JSON"), os.getcwd())[0]
     publish.write_files(rendered, output_json)
     console.emit_lines(rendered.console, rendered.doc, log, color)
-    if config and not fell_back and rendered.doc["verdict"] != "error":
+    if config and not fell_back and rendered.doc["verdict"] != Verdict.ERROR:
         try:
             publish.post_insights(rendered.doc, config, deadline=started + config.timeout)
         except Exception as exc:  # noqa: BLE001 - the upload is optional; its failure is a warning

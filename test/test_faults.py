@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from pipe import paging
 from pipe.client import ApiFailure, Client
 from test.conftest import access_token, api_token, oauth
 from test.simulator import Fault
@@ -190,7 +191,7 @@ def test_a_looping_next_link_is_detected_when_followed(start):
         async with Client(
             sim.api_url, httpx.BasicAuth(cred.email, cred.secret), concurrency=2, deadline=time.monotonic() + TIMEOUT
         ) as client:
-            return await client.collect("/repositories/acme", {"fields": "next,values.slug"})
+            return await paging.collect(client, "/repositories/acme", {"fields": "next,values.slug"})
 
     with pytest.raises(ApiFailure, match="looped"):
         asyncio.run(collect())

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from pipe.gitcheck import APP_PASSWORD_GONE, _interpret
+from pipe.survey.git import APP_PASSWORD_GONE, _interpret
 from test.conftest import api_token, workspace
 from test.simulator import Simulator
 

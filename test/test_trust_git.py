@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pipe.gitcheck import APP_PASSWORD_GONE, Origin, git_command, git_environment, ls_remote
+from pipe.survey.git import APP_PASSWORD_GONE, Origin, git_command, git_environment, ls_remote
 from test.conftest import ALL_READ, EMAIL, Run, api_token
 from test.hostile import Witness, raw, tamper
 from test.simulator import Credential, Fault, Simulator

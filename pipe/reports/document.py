@@ -11,8 +11,9 @@ from pipe.assessment import Assessment, CategoryResult, Side
 from pipe.credential import Credential
 from pipe.errors import ExitCode, Failure
 from pipe.guidance import Item
-from pipe.probes import Evidence
+from pipe.outcomes import Verdict
 from pipe.redaction import Redactor
+from pipe.survey.evidence import Evidence
 
 PERMISSIONS = ("admin", "write", "read", "unknown")
 # Keys whose values are words of the report's own vocabulary (schema enums, catalog ids,
@@ -52,7 +53,7 @@ def _text(value: Any) -> str | None:
 
 def _side(side: Side, required: bool) -> dict[str, Any]:
     return {
-        "status": side.status,
+        "status": side.status.value,
         "required": required,
         "missing_scopes": side.missing_scopes,
         "affected_repositories": len(side.affected),
@@ -74,8 +75,8 @@ def _category(result: CategoryResult, guidance: list[Item]) -> dict[str, Any]:
         "id": category.id,
         "title": category.title,
         "covers": category.covers,
-        "backup": result.backup.status,
-        "restore": result.restore.status,
+        "backup": result.backup.status.value,
+        "restore": result.restore.status.value,
         "required": {"backup": result.required_backup, "restore": result.required_restore},
         "needed": _needed(result),
         "missing_scopes": result.backup.missing_scopes,
@@ -124,9 +125,9 @@ def build(
 ) -> dict[str, Any]:
     """The document for a finished run, or for one ended early by `error`."""
     doc: dict[str, Any] = {
-        "verdict": assessment.verdict
+        "verdict": assessment.verdict.value
         if assessment
-        else ("error" if error.exit_code == ExitCode.CONFIGURATION else "inconclusive"),
+        else (Verdict.ERROR if error.exit_code == ExitCode.CONFIGURATION else Verdict.INCONCLUSIVE).value,
         "exit_code": int(assessment.exit_code if assessment else error.exit_code),
         "profile": profile,
         "workspace": config_workspace,
@@ -146,7 +147,7 @@ def build(
             "not_visible": inventory.not_visible,
         }
         doc["git"] = {
-            "outcome": evidence.git.outcome,
+            "outcome": evidence.git.outcome.value,
             "repository": evidence.git.repository,
             "username": evidence.git.username,
             "reason": evidence.git.reason,

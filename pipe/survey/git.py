@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from pipe.outcomes import GitOutcome
+
 SECRET_VARIABLE = "BACKUP_READINESS_GIT_SECRET"
 USERNAME_VARIABLE = "BACKUP_READINESS_GIT_USERNAME"
 PROTOCOL_VARIABLE = "BACKUP_READINESS_GIT_PROTOCOL"
@@ -58,7 +60,7 @@ APP_PASSWORD_GONE = (
 
 @dataclass(frozen=True)
 class GitResult:
-    outcome: str  # ok | rejected | forbidden | failed | skipped
+    outcome: GitOutcome
     repository: str | None
     username: str
     reason: str = ""
@@ -158,7 +160,7 @@ def _trust_advice(ca_file: str | None) -> str:
 
 def _interpret(code: int, stderr: str, slug: str, username: str, ca_file: str | None = None) -> GitResult:
     if code == 0:
-        return GitResult("ok", slug, username)
+        return GitResult(GitOutcome.OK, slug, username)
     # Read git's own lines only: `remote:` lines are the server's words, and the URL in git's own
     # message (its port, a slug) may contain 401 or 403, so each phrase is anchored.
     lines = stderr.splitlines()
@@ -170,47 +172,59 @@ def _interpret(code: int, stderr: str, slug: str, username: str, ca_file: str | 
     if status == "410":
         change = _remote_change(remote)
         if change == "3222" or "app passwords are deprecated" in remote.lower():
-            return GitResult("rejected", slug, username, APP_PASSWORD_GONE)
+            return GitResult(GitOutcome.REJECTED, slug, username, APP_PASSWORD_GONE)
         gone = f" CHANGE-{change}: Bitbucket removed this functionality" if change else ": gone"
-        return GitResult("failed", slug, username, f"git over HTTPS answered 410{gone}")
+        return GitResult(GitOutcome.FAILED, slug, username, f"git over HTTPS answered 410{gone}")
     if status == "403":
         return GitResult(
-            "forbidden", slug, username, "git over HTTPS answered 403: the credential lacks repository read for git"
+            GitOutcome.FORBIDDEN,
+            slug,
+            username,
+            "git over HTTPS answered 403: the credential lacks repository read for git",
         )
     if status == "401" or any(line.lower().startswith("fatal: authentication failed for ") for line in own):
         return GitResult(
-            "rejected", slug, username, f"git over HTTPS rejected the credential with git username '{username}' (401)"
+            GitOutcome.REJECTED,
+            slug,
+            username,
+            f"git over HTTPS rejected the credential with git username '{username}' (401)",
         )
     if status and status.startswith("3"):
         return GitResult(
-            "failed",
+            GitOutcome.FAILED,
             slug,
             username,
             f"git over HTTPS answered {status} (a redirect): the redirect was refused, "
             "the pipe never follows a git redirect with the credential",
         )
     if "certificate" in text:
-        return GitResult("failed", slug, username, _trust_advice(ca_file))
+        return GitResult(GitOutcome.FAILED, slug, username, _trust_advice(ca_file))
     if "not supported or disabled in libcurl" in text or re.search(r"transport '[^']*' not allowed", text):
         return GitResult(
-            "failed", slug, username, "git was sent to a transport other than https (a redirect?): it was refused"
+            GitOutcome.FAILED,
+            slug,
+            username,
+            "git was sent to a transport other than https (a redirect?): it was refused",
         )
     if "could not read username" in text or "could not read password" in text:
         # Not a rejection: the server never judged the credential, git could not get it from us.
         return GitResult(
-            "failed", slug, username, "git could not get the credential from the pipe's credential helper (/bin/sh)"
+            GitOutcome.FAILED,
+            slug,
+            username,
+            "git could not get the credential from the pipe's credential helper (/bin/sh)",
         )
     why = (
         f": the server answered {status}"
         if status
         else (": the connection failed" if "reset" in text or "connect" in text or "resolve" in text else "")
     )
-    return GitResult("failed", slug, username, f"git ls-remote failed (exit {code}){why}")
+    return GitResult(GitOutcome.FAILED, slug, username, f"git ls-remote failed (exit {code}){why}")
 
 
 def _transient(result: GitResult) -> bool:
     """Worth one retry: a reset or a 5xx, not a verdict, a refused redirect or a trust problem."""
-    return result.outcome == "failed" and (
+    return result.outcome is GitOutcome.FAILED and (
         "connection failed" in result.reason or bool(re.search(r"answered 5\d\d$", result.reason))
     )
 
@@ -255,16 +269,16 @@ async def _ls_remote(
     git_url: str, workspace: str, slug: str | None, username: str, secret: str, limit: float, ca_file: str | None
 ) -> GitResult:
     if not slug:
-        return GitResult("skipped", None, username, "no repository to clone")
+        return GitResult(GitOutcome.SKIPPED, None, username, "no repository to clone")
     allowed = _refusal(git_url, username, secret, ca_file)
     if isinstance(allowed, str):
-        return GitResult("failed", slug, username, allowed)
+        return GitResult(GitOutcome.FAILED, slug, username, allowed)
     try:
         home = tempfile.mkdtemp(prefix="backup-readiness-")  # TMPDIR decides where
     except OSError as exc:
         where = tempfile.gettempdir()
         return GitResult(
-            "failed", slug, username, f"no temporary directory for git in {where} (TMPDIR): {exc.strerror}"
+            GitOutcome.FAILED, slug, username, f"no temporary directory for git in {where} (TMPDIR): {exc.strerror}"
         )
     try:
         env = git_environment(home, allowed, username, secret, ca_file)
@@ -272,7 +286,7 @@ async def _ls_remote(
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if code is None:
-        return GitResult("failed", slug, username, f"git ls-remote did not finish in {limit:.0f} s")
+        return GitResult(GitOutcome.FAILED, slug, username, f"git ls-remote did not finish in {limit:.0f} s")
     return _interpret(code, stderr, slug, username, ca_file)
 
 

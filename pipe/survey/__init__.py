@@ -1,0 +1,98 @@
+"""What the credential can really do: authentication, scopes, repositories, live reads, git.
+
+Everything here only reads. The steps, each in its module with named results:
+
+    auth       the OAuth grant (a consumer), GET /user and the workspace: SignedIn, or a CredentialError
+    grants     ScopeEvidence, the client's observer: scopes named by headers, 403 details, the token
+    inventory  repositories and permissions (Lister): FirstPages early, the whole Inventory at the end
+    reads      one live read per probe operation of the catalog: ProbeResult by Operation
+    git        git ls-remote in a sealed room: GitResult
+
+`survey` runs them and returns Evidence (survey.evidence), plain data for the assessment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from pipe.catalog import Catalog, Operation
+from pipe.client import Client
+from pipe.credential import Credential, Kind
+from pipe.survey import auth, git, grants, inventory, reads
+from pipe.survey.evidence import Evidence, ProbeResult
+from pipe.variables import Config
+
+
+async def survey(
+    config: Config, credential: Credential, catalog: Catalog, started: float, on_secret: Callable[[str], None]
+) -> Evidence:
+    """Everything the credential proves, within TIMEOUT from `started`. `on_secret` receives a
+    secret learnt on the way (the OAuth access token), so that the reports redact it too."""
+    scope_evidence = grants.ScopeEvidence()
+    client = Client(
+        config.api_url,
+        None,
+        concurrency=config.concurrency,
+        deadline=started + config.timeout,
+        observer=scope_evidence.observe,  # every answer's headers may name the granted scopes
+        # One slow answer must not eat the whole TIMEOUT: each attempt gets a share of it.
+        request_timeout=min(30.0, max(2.0, config.timeout / 4)),
+    )
+    async with client:
+        token = None
+        if credential.kind is Kind.OAUTH:
+            token = await auth.oauth_token(config, credential, scope_evidence, client)
+        if token:
+            on_secret(token)
+        client.authorize(auth.credentials(credential, token))
+        return await _survey(client, config, credential, catalog, scope_evidence, token, started)
+
+
+async def _survey(
+    client: Client,
+    config: Config,
+    credential: Credential,
+    catalog: Catalog,
+    scope_evidence: grants.ScopeEvidence,
+    token: str | None,
+    started: float,
+) -> Evidence:
+    ws = config.workspace
+    signed_in = await auth.authenticate(client, credential, ws, scope_evidence)
+    lister = inventory.Lister(client, config, scope_evidence, credential.kind)
+    listing = asyncio.create_task(lister.run())
+    repo = (await lister.first_pages()).representative(config.repositories)
+    probes: dict[Operation, ProbeResult] = {}
+    live: dict[Operation, asyncio.Task[ProbeResult]] = {}
+    for op in reads.plan(catalog, credential.kind):
+        answered = signed_in.answer(op)
+        if answered is not None:
+            probes[op] = answered
+        else:
+            live[op] = asyncio.create_task(reads.read(client, op, ws, repo, scope_evidence))
+    cloned = asyncio.create_task(
+        git.ls_remote(
+            config.git_url,
+            ws,
+            repo,
+            credential.git_username,
+            token or credential.secret,
+            limit=max(1.0, min(60.0, client.remaining())),
+        )
+    )
+    revealed = asyncio.create_task(grants.reveal(client, scope_evidence, ws, repo))
+    await asyncio.gather(*live.values(), cloned, revealed)
+    probes.update({op: task.result() for op, task in live.items()})
+    return Evidence(
+        credential,
+        ws,
+        signed_in.identity,
+        scope_evidence,
+        await listing,
+        probes,
+        cloned.result(),
+        client.traffic,
+        time.monotonic() - started,
+    )

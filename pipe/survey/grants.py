@@ -1,0 +1,74 @@
+"""ScopeEvidence: the scopes Bitbucket reveals the credential holds, without asking for them.
+
+Three sources, each named in the report: the `x-oauth-scopes` header of any answer (read by
+`observe`, which the survey attaches to the client as its observer: every answer passes by
+it), the granted list in a 403's error detail (`learn_from`, called wherever a 403 is judged),
+and the OAuth token response (survey.auth). `reveal` asks one endpoint whose 403 lists every
+granted scope, when nothing else has named them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import httpx
+
+from pipe import scopes
+from pipe.client import ApiFailure, Client
+from pipe.shapes import ErrorPayload, ShapeError, error_payload, short
+
+# An operation whose scope a backup credential rarely holds: its 403 lists every granted scope.
+SCOPE_REVEAL = "/repositories/{workspace}/{repo_slug}/pipelines-config/runners"
+
+
+@dataclass
+class ScopeEvidence:
+    granted: set[str] | None = None
+    sources: list[str] = field(default_factory=list)
+    credential_type: str | None = None
+    # Answers that would have named granted scopes but were not in Bitbucket's shape: not
+    # used, and named wherever the granted scopes were needed.
+    problems: list[str] = field(default_factory=list)
+
+    def learn(self, found: list[str] | tuple[str, ...], source: str) -> None:
+        found = [s for s in found if s.strip()]
+        if not found:
+            return
+        self.granted = (self.granted or set()) | set(found)
+        if source not in self.sources:
+            self.sources.append(source)
+
+    def doubt(self, problem: ShapeError) -> None:
+        if str(problem) not in self.problems:
+            self.problems.append(str(problem))
+
+    def observe(self, response: httpx.Response) -> None:
+        """The client's observer, headers only: every answer may name the granted scopes. Header
+        values are always text; unknown scope names are kept and shown (new families appear every
+        year). A 403's detail is read from its Reply, where its shape is checked (see `learn_from`)."""
+        self.credential_type = short(response.headers.get("x-credential-type", "")) or self.credential_type
+        self.learn(scopes.parse_list(response.headers.get("x-oauth-scopes")), "x-oauth-scopes header")
+
+    def learn_from(self, payload: ErrorPayload) -> None:
+        if payload.granted is not None:
+            self.learn(payload.granted, "403 error detail")
+
+
+def fill(path: str, workspace: str, repo: str | None) -> str:
+    """A catalog path template with the workspace and repository put in."""
+    return path.replace("{workspace}", workspace).replace("{repo_slug}", repo or "")
+
+
+async def reveal(client: Client, grants: ScopeEvidence, workspace: str, repo: str | None) -> None:
+    """One read meant to be refused, when no answer so far named the granted scopes."""
+    if grants.granted is not None or not repo:
+        return
+    path = fill(SCOPE_REVEAL, workspace, repo)
+    with contextlib.suppress(ApiFailure):  # only a chance to learn more; the live reads stand alone
+        reply = await client.get(path, {"pagelen": 1})
+        if reply.status == 403:
+            try:
+                grants.learn_from(error_payload(reply.body, f"GET {path}"))
+            except ShapeError as exc:
+                grants.doubt(exc)
