@@ -135,16 +135,13 @@ class Reply:
 
 @dataclass
 class RateLimit:
-    limit: int | None = None
-    resource: str | None = None
-    near_limit: bool = False
+    limit: int | None = None  # X-RateLimit-Limit: the hourly budget the report compares with
     throttled: int = 0  # 429 answers seen
 
 
 @dataclass
 class Traffic:
     requests: int = 0
-    retries: int = 0
     rate: RateLimit = field(default_factory=RateLimit)
 
 
@@ -392,16 +389,11 @@ class Client:
     async def _pause(self, attempt: int, hint: float | None = None) -> None:
         wait = hint if hint is not None else self.backoff * (2**attempt) * (0.5 + random.random())
         wait = min(wait, 60.0, max(0.0, self.remaining() - 1.0))
-        self.traffic.retries += 1
         await asyncio.sleep(wait)
 
     def _note(self, answer: _Answer, request: httpx.Request, content: bytes) -> None:
         rate, headers = self.traffic.rate, answer.headers
         rate.limit = ascii_int(headers.get("x-ratelimit-limit")) or rate.limit
-        resource = headers.get("x-ratelimit-resource", "")
-        rate.resource = resource[:60] if re.fullmatch(r"[\w.:/-]+", resource) else rate.resource
-        near = headers.get("x-ratelimit-nearlimit", "").strip().lower()
-        rate.near_limit = rate.near_limit or near == "true" or (ascii_int(near) or 0) > 0
         if self._observer:
             # The observer sees the status, the headers and only a body that passed the bounds.
             dropped = ("content-encoding", "content-length", "transfer-encoding")

@@ -12,7 +12,7 @@ import os
 import posixpath
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
@@ -75,7 +75,6 @@ TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 @dataclass(frozen=True)
 class Config:
-    credentials: dict[str, str] = field(repr=False)
     workspace: str
     api_url: str
     git_url: str
@@ -89,8 +88,6 @@ class Config:
     code_insights: bool
     code_insights_proxy: str
     output_json: str
-    debug: bool
-    no_color: bool
     commit: str | None
     repo_slug: str | None
     repo_workspace: str | None
@@ -288,7 +285,6 @@ def read_config(values: Mapping[str, str], profiles: tuple[str, ...], categories
     profile, require = _profile(reader, profiles, categories)
     in_pipelines = bool(reader.raw("BITBUCKET_BUILD_NUMBER") and reader.raw("BITBUCKET_COMMIT"))
     config = Config(
-        credentials={name: values[name] for name in CREDENTIAL_VARIABLES if name in values},
         workspace=workspace,
         api_url=reader.url("BITBUCKET_API_URL", DEFAULT_API_URL),
         git_url=reader.url("BITBUCKET_GIT_URL", DEFAULT_GIT_URL),
@@ -303,12 +299,13 @@ def read_config(values: Mapping[str, str], profiles: tuple[str, ...], categories
         # The Pipelines proxy is http:// by design and never receives the credential.
         code_insights_proxy=reader.url("CODE_INSIGHTS_PROXY", DEFAULT_PROXY, cleartext=True),
         output_json=_output_json(reader),
-        debug=reader.boolean("DEBUG", False),
-        no_color=reader.raw("NO_COLOR") is not None,
         commit=reader.raw("BITBUCKET_COMMIT"),
         repo_slug=reader.raw("BITBUCKET_REPO_SLUG"),
         repo_workspace=reader.raw("BITBUCKET_REPO_OWNER") or reader.raw("BITBUCKET_WORKSPACE"),
     )
+    # DEBUG is checked with the others (a wrong value is a problem named like any), but pipe.logs
+    # reads it itself: the log level is needed before the variables are checked.
+    reader.boolean("DEBUG", False)
     if reader.problems:
         raise ConfigError(reader.problems)
     return config
