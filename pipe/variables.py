@@ -71,6 +71,11 @@ WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,62}$")
 PLAIN_ID_RE = re.compile(r"^[a-z0-9-]{1,24}$")  # short enough to echo: not a token
 SLUG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+# Numbers in ASCII digits only: str.isdigit() is True for '²', which int() refuses, and int() and
+# float() read '٣٠', '８' and '1_6' as numbers nobody meant.
+PLAIN_NUMBER = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
+PLAIN_COUNT = re.compile(r"[0-9]{1,5}")
+MAX_LIST_ITEMS = 10_000  # NAME_COUNT of a list variable: the toolkit builds a list that long
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ class _Reader:
         if value is None:
             return default
         try:
-            number = cast(value.strip())
+            number = cast(value.strip()) if PLAIN_NUMBER.fullmatch(value.strip()) else None
         except ValueError:
             number = None
         if number is None or not low <= number <= high:
@@ -169,8 +174,12 @@ class _Reader:
         """A Pipelines list variable (NAME_COUNT, NAME_0, ...) or a comma/space separated string."""
         count = self.values.get(f"{name}_COUNT")
         if count is not None:
-            if not count.strip().isdigit():
-                self.problem(f"{name}_COUNT", "must be a whole number.", f"Write {name} as a YAML list.")
+            if not PLAIN_COUNT.fullmatch(count.strip()) or int(count) > MAX_LIST_ITEMS:
+                self.problem(
+                    f"{name}_COUNT",
+                    f"must be a whole number from 0 to {MAX_LIST_ITEMS:,} (digits 0-9).",
+                    f"Write {name} as a YAML list.",
+                )
                 return ()
             items = list(ArrayVariable(name, dict(self.values)))
             return tuple(str(item).strip() for item in items if item is not None and str(item).strip())

@@ -81,6 +81,20 @@ CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
         ("REPOSITORIES",),
     ),
     "repositories-count-not-a-number": ({**API, "REPOSITORIES_COUNT": "many"}, ("REPOSITORIES_COUNT",)),
+    # str.isdigit() is True for these, int() fails on the first and reads the others as numbers.
+    "repositories-count-superscript": (
+        {**API, "REPOSITORIES_COUNT": "²", "REPOSITORIES_0": "repo-0000"},
+        ("REPOSITORIES_COUNT",),
+    ),
+    "require-count-superscript": ({**API, "REQUIRE_COUNT": "²", "REQUIRE_0": "wikis"}, ("REQUIRE_COUNT",)),
+    "repositories-count-arabic-digit": (
+        {**API, "REPOSITORIES_COUNT": "١", "REPOSITORIES_0": "repo-0000"},
+        ("REPOSITORIES_COUNT",),
+    ),
+    "repositories-count-huge": ({**API, "REPOSITORIES_COUNT": "999999999999"}, ("REPOSITORIES_COUNT",)),
+    "timeout-arabic-digits": ({**API, "TIMEOUT": "٣٠"}, ("TIMEOUT",)),
+    "concurrency-fullwidth-digit": ({**API, "CONCURRENCY": "８"}, ("CONCURRENCY",)),
+    "concurrency-underscore": ({**API, "CONCURRENCY": "1_6"}, ("CONCURRENCY",)),
     "concurrency-not-a-number": ({**API, "CONCURRENCY": "fast"}, ("CONCURRENCY",)),
     "concurrency-zero": ({**API, "CONCURRENCY": "0"}, ("CONCURRENCY",)),
     "concurrency-too-high": ({**API, "CONCURRENCY": "1000"}, ("CONCURRENCY",)),
