@@ -10,6 +10,12 @@ fails the request, so neither the credential nor "evidence" crosses origins. Eve
 as a stream, inflated by us with a bound (a gzip bomb stops while inflating), and parsed only
 after cheap checks of its size, number of values and nesting depth. Bodies that are not JSON are
 never kept: only their status and media type.
+
+Announcements (issue 11): every answer passes `_note`, the one place that records what Bitbucket
+says about its own future and past. A successful answer carrying `Deprecation`, `Sunset` or a
+`Link: <...>; rel="deprecation"` header is an endpoint a backup reads that will go away
+(Traffic.deprecations); a 410 whose error names a changelog id (`CHANGE-3071 - Functionality has
+been deprecated`) is a removal (Traffic.removals), with the `error.data.announcement_url` given.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Self
 
 import httpx
@@ -51,6 +59,12 @@ BRACKET_PAIR = re.compile(rb"\[\]|\{\}")
 # Two patterns, each starting with a literal byte, so that the search skips ahead quickly.
 SURROGATE_HINTS = (re.compile(rb"\\u[dD][89abcdefABCDEF]"), re.compile(rb"\xed[\xa0-\xbf]"))
 SURROGATE = re.compile("[\ud800-\udfff]")
+# A changelog id as Bitbucket names a removal: "CHANGE-3071 - Functionality has been deprecated".
+CHANGE_ID = re.compile(r"\bCHANGE-(\d{1,6})\b")
+# A link a report may show: http(s), printable ASCII without spaces, quotes or angle brackets.
+PUBLIC_LINK = re.compile(r"https?://[!#-;=?-~]{1,300}")
+LINK_VALUE = re.compile(r"<([^<>]{1,2000})>([^<]{0,500})")
+UNIX_DATE = re.compile(r"@(\d{1,12})")  # RFC 9745: Deprecation: @1771545600
 
 
 class ApiFailure(Exception):
@@ -139,10 +153,38 @@ class RateLimit:
     throttled: int = 0  # 429 answers seen
 
 
+@dataclass(frozen=True)
+class Deprecation:
+    """An endpoint that still answers but is announced to go: the dates as ISO 8601 (UTC), or None
+    when the header was absent or unreadable; the link Bitbucket gave, if any."""
+
+    endpoint: str
+    deprecation: str | None
+    sunset: str | None
+    link: str | None
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A 410 that names the platform change behind it."""
+
+    change: str  # "CHANGE-3071"
+    endpoint: str
+    announcement_url: str | None
+
+
 @dataclass
 class Traffic:
     requests: int = 0
     rate: RateLimit = field(default_factory=RateLimit)
+    deprecations: list[Deprecation] = field(default_factory=list)
+    removals: list[Removal] = field(default_factory=list)
+
+    def announce(self, found: Deprecation | Removal | None) -> None:
+        """Kept once: every page of a listing carries the same headers."""
+        kept = self.deprecations if isinstance(found, Deprecation) else self.removals
+        if found is not None and found not in kept:
+            kept.append(found)
 
 
 def ascii_int(value: str | None) -> int | None:
@@ -154,6 +196,62 @@ def ascii_int(value: str | None) -> int | None:
 def _retry_after(headers: httpx.Headers) -> float | None:
     value = ascii_int(headers.get("retry-after"))
     return float(value) if value is not None else None
+
+
+def public_link(value: object) -> str | None:
+    """A server's URL when it is one a report can show (http or https, short, no spaces)."""
+    text = value.strip() if isinstance(value, str) else ""
+    return text if PUBLIC_LINK.fullmatch(text) else None
+
+
+def change_id(text: object) -> str | None:
+    """'CHANGE-3071' when the text names a changelog id."""
+    found = CHANGE_ID.search(text) if isinstance(text, str) else None
+    return f"CHANGE-{found.group(1)}" if found else None
+
+
+def _when(value: str | None, unix: bool) -> str | None:
+    """An announcement header's date as ISO 8601 in UTC: `@<seconds>` (RFC 9745) or an HTTP-date
+    (RFC 8594's Sunset, and older Deprecation drafts). Anything else is not a date."""
+    value = (value or "").strip()
+    stamp = UNIX_DATE.fullmatch(value) if unix else None
+    try:
+        moment = datetime.fromtimestamp(int(stamp.group(1)), UTC) if stamp else parsedate_to_datetime(value)
+    except (ValueError, TypeError, OverflowError, OSError):
+        return None
+    if moment.tzinfo is None:  # an HTTP-date is GMT by definition
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+def _deprecation_link(header: str | None) -> str | None:
+    """The target of the Link header's rel="deprecation" entry."""
+    for target, params in LINK_VALUE.findall(header or ""):
+        rels = re.findall(r'\brel\s*=\s*"?([^";,]*)', params, re.IGNORECASE)
+        if any("deprecation" in rel.lower().split() for rel in rels):
+            return public_link(target)
+    return None
+
+
+def deprecation(headers: httpx.Headers, endpoint: str) -> Deprecation | None:
+    """What a successful answer's announcement headers say, or None when it carries none."""
+    link = _deprecation_link(headers.get("link"))
+    if "deprecation" not in headers and "sunset" not in headers and link is None:
+        return None
+    return Deprecation(endpoint, _when(headers.get("deprecation"), True), _when(headers.get("sunset"), False), link)
+
+
+def removal(reply: Reply, endpoint: str) -> Removal | None:
+    """The changelog id a 410 names in its error's message or detail, with its announcement."""
+    if reply.status != 410:
+        return None
+    error = reply.error
+    change = change_id(error.get("message")) or change_id(error.get("detail"))
+    if change is None:
+        return None
+    data = error.get("data")
+    url = public_link(data.get("announcement_url")) if isinstance(data, dict) else None
+    return Removal(change, endpoint, url)
 
 
 def trust_context(env: Mapping[str, str] = os.environ) -> ssl.SSLContext:
@@ -391,9 +489,12 @@ class Client:
         wait = min(wait, 60.0, max(0.0, self.remaining() - 1.0))
         await asyncio.sleep(wait)
 
-    def _note(self, answer: _Answer, request: httpx.Request, content: bytes) -> None:
+    def _note(self, answer: _Answer, request: httpx.Request, content: bytes, where: str) -> None:
         rate, headers = self.traffic.rate, answer.headers
         rate.limit = ascii_int(headers.get("x-ratelimit-limit")) or rate.limit
+        if answer.reply.ok:
+            self.traffic.announce(deprecation(headers, where))
+        self.traffic.announce(removal(answer.reply, where))
         if self._observer:
             # The observer sees the status, the headers and only a body that passed the bounds.
             dropped = ("content-encoding", "content-length", "transfer-encoding")
@@ -456,7 +557,7 @@ class Client:
             self._in_flight -= len(body)
         log.debug("%s -> %s (%.0f ms)", where, status, (time.monotonic() - started) * 1000)
         answer = _Answer(status, headers, request.url, reply, failure)
-        self._note(answer, request, seen)
+        self._note(answer, request, seen, where)
         return answer
 
     async def _exchange(self, method: str, url: httpx.URL, home: Origin, where: str, **kwargs) -> _Answer:

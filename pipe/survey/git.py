@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from pipe.client import change_id, public_link
 from pipe.outcomes import GitOutcome
 
 SECRET_VARIABLE = "BACKUP_READINESS_GIT_SECRET"
@@ -53,9 +54,14 @@ CREDENTIAL_HELPER = (
 )
 # Enough of git's stderr to read its verdict; a hostile server's `remote:` lines are not kept whole.
 STDERR_CAP = 64 * 1024
+# Bitbucket's git answer to an app password since 2026-07-28. The pipe handed git the credential the
+# REST API accepted, so what reached git as an app password is a stale one git was given elsewhere
+# (a replayed credential), never "the repository is gone" nor "git rejected the credential".
 APP_PASSWORD_GONE = (
-    "git over HTTPS answered 410 CHANGE-3222: app passwords were removed on 2026-07-28; use an API token"
+    "git over HTTPS answered 410 CHANGE-3222: Bitbucket took the secret that reached git for an app "
+    "password, and app passwords were removed on 2026-07-28"
 )
+APP_PASSWORD_CHANGE = "CHANGE-3222"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,13 @@ class GitResult:
     repository: str | None
     username: str
     reason: str = ""
+    change: str | None = None  # the changelog id of a 410 ("CHANGE-3222"), from git's remote: lines
+    announcement_url: str | None = None  # a changelog link among those lines, when there is one
+
+    @property
+    def app_password(self) -> bool:
+        """Bitbucket answered git as it answers an app password (410 CHANGE-3222)."""
+        return self.change == APP_PASSWORD_CHANGE
 
 
 @dataclass(frozen=True)
@@ -143,9 +156,12 @@ def git_environment(home: str, allowed: Origin, username: str, secret: str, ca_f
     return env
 
 
-def _remote_change(remote: str) -> str | None:
-    found = re.search(r"\bCHANGE-(\d{1,6})\b", remote)
-    return found.group(1) if found else None
+def _announcement(remote: str) -> str | None:
+    """The first link the server's remote: lines give (Bitbucket's is the changelog entry)."""
+    for word in remote.split():
+        if word.startswith(("https://", "http://")) and (link := public_link(word.rstrip(".,;)"))):
+            return link
+    return None
 
 
 def _trust_advice(ca_file: str | None) -> str:
@@ -170,11 +186,11 @@ def _interpret(code: int, stderr: str, slug: str, username: str, ca_file: str | 
     statuses = [m.group(1) for line in own if (m := re.search(r"The requested URL returned error: (\d{3})\s*$", line))]
     status = statuses[-1] if statuses else None
     if status == "410":
-        change = _remote_change(remote)
-        if change == "3222" or "app passwords are deprecated" in remote.lower():
-            return GitResult(GitOutcome.REJECTED, slug, username, APP_PASSWORD_GONE)
-        gone = f" CHANGE-{change}: Bitbucket removed this functionality" if change else ": gone"
-        return GitResult(GitOutcome.FAILED, slug, username, f"git over HTTPS answered 410{gone}")
+        change, url = change_id(remote), _announcement(remote)
+        if change == APP_PASSWORD_CHANGE or "app passwords are deprecated" in remote.lower():
+            return GitResult(GitOutcome.REJECTED, slug, username, APP_PASSWORD_GONE, APP_PASSWORD_CHANGE, url)
+        gone = f" {change}: Bitbucket removed this functionality" if change else ": gone"
+        return GitResult(GitOutcome.FAILED, slug, username, f"git over HTTPS answered 410{gone}", change, url)
     if status == "403":
         return GitResult(
             GitOutcome.FORBIDDEN,

@@ -3,8 +3,14 @@
 Three sources, each named in the report: the `x-oauth-scopes` header of any answer (read by
 `observe`, which the survey attaches to the client as its observer: every answer passes by
 it), the granted list in a 403's error detail (`learn_from`, called wherever a 403 is judged),
-and the OAuth token response (survey.auth). `reveal` asks one endpoint whose 403 lists every
-granted scope, when nothing else has named them.
+and the OAuth token response (survey.auth). `reveal` asks one endpoint whose 403 lists the
+granted scopes, when nothing else has named them.
+
+Not every source is whole. The header (documented for access tokens, observed for API tokens)
+and the token response name every scope the credential holds: a scope they leave out is proven
+absent (`exhaustive`). A 403's `granted` list is not documented to be complete (Bitbucket may
+show a part of it): a scope it names is held, one it leaves out is only not proven, so the
+assessment calls it unknown and names the source, never missing on a guess.
 """
 
 from __future__ import annotations
@@ -18,8 +24,13 @@ from pipe import scopes
 from pipe.client import ApiFailure, Client
 from pipe.shapes import ErrorPayload, ShapeError, error_payload, short
 
-# An operation whose scope a backup credential rarely holds: its 403 lists every granted scope.
+# An operation whose scope a backup credential rarely holds: its 403 lists the granted scopes.
 SCOPE_REVEAL = "/repositories/{workspace}/{repo_slug}/pipelines-config/runners"
+HEADER = "x-oauth-scopes header"
+DETAIL = "403 error detail"
+TOKEN_RESPONSE = "OAuth token response"
+# The sources that name every granted scope (a 403's detail may name only some).
+WHOLE_SOURCES = frozenset({HEADER, TOKEN_RESPONSE})
 
 
 @dataclass
@@ -39,6 +50,12 @@ class ScopeEvidence:
         if source not in self.sources:
             self.sources.append(source)
 
+    @property
+    def exhaustive(self) -> bool:
+        """True when a source that names every granted scope answered: a scope not granted is then
+        proven absent. Otherwise the granted scopes are only a lower bound."""
+        return any(source in WHOLE_SOURCES for source in self.sources)
+
     def doubt(self, problem: ShapeError) -> None:
         if str(problem) not in self.problems:
             self.problems.append(str(problem))
@@ -48,11 +65,11 @@ class ScopeEvidence:
         values are always text; unknown scope names are kept and shown (new families appear every
         year). A 403's detail is read from its Reply, where its shape is checked (see `learn_from`)."""
         self.credential_type = short(response.headers.get("x-credential-type", "")) or self.credential_type
-        self.learn(scopes.parse_list(response.headers.get("x-oauth-scopes")), "x-oauth-scopes header")
+        self.learn(scopes.parse_list(response.headers.get("x-oauth-scopes")), HEADER)
 
     def learn_from(self, payload: ErrorPayload) -> None:
         if payload.granted is not None:
-            self.learn(payload.granted, "403 error detail")
+            self.learn(payload.granted, DETAIL)
 
 
 def fill(path: str, workspace: str, repo: str | None) -> str:
