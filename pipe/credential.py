@@ -2,6 +2,11 @@
 
 Token prefixes (Atlassian's, stable since 2024): ATATT = API token, ATBB = app password,
 ATCTT = access token (shared with organisation admin keys, so a hint, never proof).
+
+An API token without BITBUCKET_EMAIL is not an error (since issue 11): Atlassian may accept API
+tokens as Bearer (reported in 2026, uncertain), so the pipe tries Bearer once and a 401 then asks
+for the email. With BITBUCKET_USERNAME but no email it stays the username trap: the username is
+what people put where the email belongs.
 """
 
 from __future__ import annotations
@@ -49,6 +54,12 @@ class Credential:
     email: str | None = None
     username: str | None = None
     client_id: str | None = None
+
+    @property
+    def auth_scheme(self) -> str:
+        """How the REST API is asked: "basic" (email:token, an API token's documented way) or
+        "bearer" (access tokens, OAuth, and an API token given without an email)."""
+        return "basic" if self.kind is Kind.API_TOKEN and self.email else "bearer"
 
     @property
     def git_username(self) -> str:
@@ -194,6 +205,8 @@ def _selection_problems(values: Mapping[str, str]) -> list[Problem]:
                 "Bitbucket username with 401).",
             )
         ]
+    if kind is Kind.API_TOKEN and missing == ["BITBUCKET_EMAIL"]:
+        return []  # tried as Bearer; a 401 then names BITBUCKET_EMAIL (survey.auth)
     return [
         Problem(name, f"is required with {' + '.join(n for n in PAIRS[kind] if n != name)}.", f"Set {name} as well.")
         for name in missing
@@ -211,7 +224,7 @@ def detect(values: Mapping[str, str]) -> Credential:
         return Credential(
             kind,
             values["BITBUCKET_API_TOKEN"],
-            email=values["BITBUCKET_EMAIL"],
+            email=values.get("BITBUCKET_EMAIL") or None,
             username=values.get("BITBUCKET_USERNAME") or None,
         )
     if kind is Kind.ACCESS_TOKEN:

@@ -20,7 +20,7 @@ from pipe.credential import Credential, Kind
 from pipe.errors import ApiUnavailable, CredentialError
 from pipe.shapes import ShapeError, expect_dict, expect_str, optional, short
 from pipe.survey.evidence import Identity, ProbeResult, classify, json_body
-from pipe.survey.grants import ScopeEvidence, fill
+from pipe.survey.grants import TOKEN_RESPONSE, ScopeEvidence, fill
 from pipe.variables import Config
 
 TOKEN_TEXT = re.compile(r"[\x21-\x7e]{1,4096}")  # printable ASCII, no spaces: a header value
@@ -46,8 +46,9 @@ class SignedIn:
 
 
 def credentials(credential: Credential, token: str | None) -> httpx.Auth:
-    """The Authorization every API request carries (the OAuth grant's token, for a consumer)."""
-    if credential.kind is Kind.API_TOKEN:
+    """The Authorization every API request carries (the OAuth grant's token, for a consumer). An
+    API token goes as Basic email:token, or as Bearer when no email was given (credential.py)."""
+    if credential.auth_scheme == "basic":
         return httpx.BasicAuth(credential.email or "", credential.secret)
     return BearerAuth(token or credential.secret)
 
@@ -87,13 +88,21 @@ async def oauth_token(config: Config, credential: Credential, grants: ScopeEvide
         raise ApiUnavailable(f"The OAuth token endpoint's answer cannot be used: {exc}.") from None
     for key in ("scope", "scopes"):  # `scope` since 2026-05-04, `scopes` before: both are read
         try:
-            grants.learn(scopes.parse_list(optional(reply.body, key, expect_str, endpoint)), "OAuth token response")
+            grants.learn(scopes.parse_list(optional(reply.body, key, expect_str, endpoint)), TOKEN_RESPONSE)
         except ShapeError as exc:
             grants.doubt(exc)
     return token
 
 
 def _rejected(credential: Credential) -> CredentialError:
+    if credential.kind is Kind.API_TOKEN and credential.auth_scheme == "bearer":
+        return CredentialError(
+            "Bitbucket rejected the API token sent as Bearer, without an email (401).",
+            "Set BITBUCKET_EMAIL to the Atlassian account email of the token's owner: the REST API "
+            "takes an API token as Basic email:token (Bearer is not accepted for API tokens everywhere). "
+            "If it is still rejected then, the token is invalid, expired or revoked, or was created "
+            "without Bitbucket scopes.",
+        )
     if credential.kind is Kind.API_TOKEN:
         return CredentialError(
             "Bitbucket rejected the API token (401).",
