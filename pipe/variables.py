@@ -69,7 +69,9 @@ DEFAULT_PROFILE = "xopero-one"
 
 WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,62}$")
 PLAIN_ID_RE = re.compile(r"^[a-z0-9-]{1,24}$")  # short enough to echo: not a token
-SLUG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+# Never '.', '..' or a leading dot: httpx removes dot segments, so /repositories/acme/.. would
+# read /repositories, another endpoint (the same rule as survey.inventory's SLUG).
+SLUG_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 # Numbers in ASCII digits only: str.isdigit() is True for '²', which int() refuses, and int() and
 # float() read '٣٠', '８' and '1_6' as numbers nobody meant.

@@ -21,6 +21,7 @@ CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "access-and-oauth": ({**ACCESS, **OAUTH}, ("BITBUCKET_ACCESS_TOKEN", "BITBUCKET_OAUTH_CLIENT_SECRET")),
     "all-three": ({**API, **ACCESS, **OAUTH}, ("BITBUCKET_API_TOKEN", "BITBUCKET_ACCESS_TOKEN")),
     "email-without-token": ({"BITBUCKET_EMAIL": EMAIL}, ("BITBUCKET_API_TOKEN",)),
+    "token-without-email": ({"BITBUCKET_API_TOKEN": API_TOKEN}, ("BITBUCKET_EMAIL",)),
     "token-with-username-only": (
         {"BITBUCKET_API_TOKEN": API_TOKEN, "BITBUCKET_USERNAME": "acme-backup"},
         ("BITBUCKET_EMAIL",),
@@ -94,6 +95,10 @@ CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "timeout-arabic-digits": ({**API, "TIMEOUT": "٣٠"}, ("TIMEOUT",)),
     "concurrency-fullwidth-digit": ({**API, "CONCURRENCY": "８"}, ("CONCURRENCY",)),
     "concurrency-underscore": ({**API, "CONCURRENCY": "1_6"}, ("CONCURRENCY",)),
+    # httpx removes dot segments: /repositories/acme/.. is /repositories, another endpoint.
+    "repository-dot": ({**API, "REPOSITORIES": "."}, ("REPOSITORIES",)),
+    "repository-dot-dot": ({**API, "REPOSITORIES": "acme/.."}, ("REPOSITORIES",)),
+    "repository-leading-dot": ({**API, "REPOSITORIES": ".hidden"}, ("REPOSITORIES",)),
     "concurrency-not-a-number": ({**API, "CONCURRENCY": "fast"}, ("CONCURRENCY",)),
     "concurrency-zero": ({**API, "CONCURRENCY": "0"}, ("CONCURRENCY",)),
     "concurrency-too-high": ({**API, "CONCURRENCY": "1000"}, ("CONCURRENCY",)),

@@ -424,3 +424,31 @@ def test_scopes_no_read_proved_are_unknown_when_their_only_source_was_broken(sta
     pulls = run.category("pull-requests")
     assert pulls["backup"] == "unknown", pulls
     assert any("/site/oauth2/access_token: 'scope' is a list" in r for r in pulls["details"]["backup"]["reasons"])
+
+
+@pytest.mark.parametrize("slug", [".", "..", ".hidden"])
+def test_a_dot_slug_is_never_put_in_a_path(start, run_pipe, slug):
+    """httpx removes dot segments: a slug '..' would make /repositories/acme/../hooks read
+    /repositories/hooks, another endpoint, and its answer would count as the repository's. The
+    slug is a shape problem (the listing is then not whole: unknown), never a representative."""
+    cred = api_token()
+    sim = start([cred])
+
+    def dotted(body: Any, req: Any) -> Any:
+        values = [{**v, "slug": slug, "full_name": f"acme/{slug}"} if i == 0 else v for i, v in enumerate(body["values"])]
+        return {**body, "values": values}
+
+    def dotted_permission(body: Any, req: Any) -> Any:
+        first, *rest = body["values"]
+        first = {**first, "permission": "admin", "repository": {**first["repository"], "full_name": f"acme/{slug}"}}
+        return {**body, "values": [first, *rest]}
+
+    rewrite(sim, REPOS, dotted)
+    rewrite(sim, PERMS, dotted_permission)
+    run = run_pipe(sim, cred, TIMEOUT=TIMEOUT)
+    _assert_clean(run)
+    paths = sorted({r.path for r in sim.requests})
+    assert {p.split("/")[3] for p in paths if p.startswith("/2.0/repositories/")} == {"acme"}, paths
+    assert not any(f"/acme/{slug}/" in p or f"/acme/{slug}.git" in p for p in paths), paths  # API and git
+    assert run.code == 3, run.output
+    assert "'values[0].slug' is not a repository slug" in run.output, run.output

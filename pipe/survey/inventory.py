@@ -25,7 +25,9 @@ from pipe.variables import Config
 
 PERMISSIONS = ("admin", "write", "read")
 # Bitbucket's repository slugs: they go into API paths and git URLs, so nothing else is used.
-SLUG = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# Never '.', '..' or a leading dot: httpx removes dot segments, so /repositories/acme/../hooks would
+# read /repositories/hooks, another endpoint, whose answer would count as the repository's.
+SLUG = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 REPO_FIELDS = "size,page,pagelen,next,values.slug,values.full_name,values.project.key"
 PERM_FIELDS = "size,page,pagelen,next,values.permission,values.repository.full_name"
 
