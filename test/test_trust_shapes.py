@@ -435,7 +435,9 @@ def test_a_dot_slug_is_never_put_in_a_path(start, run_pipe, slug):
     sim = start([cred])
 
     def dotted(body: Any, req: Any) -> Any:
-        values = [{**v, "slug": slug, "full_name": f"acme/{slug}"} if i == 0 else v for i, v in enumerate(body["values"])]
+        values = [
+            {**v, "slug": slug, "full_name": f"acme/{slug}"} if i == 0 else v for i, v in enumerate(body["values"])
+        ]
         return {**body, "values": values}
 
     def dotted_permission(body: Any, req: Any) -> Any:
