@@ -259,7 +259,14 @@ def trust_context(env: Mapping[str, str] = os.environ) -> ssl.SSLContext:
     (httpx's default would be certifi, which a TLS-inspecting proxy's CA is never in)."""
     cafile, capath = env.get("SSL_CERT_FILE") or None, env.get("SSL_CERT_DIR") or None
     try:
-        return ssl.create_default_context(cafile=cafile, capath=capath)
+        # What ssl.create_default_context() builds, without its one side effect: it honours
+        # SSLKEYLOGFILE, writing every session key (so the credential's traffic) to that file.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # certificate and host name verified
+        if cafile or capath:
+            context.load_verify_locations(cafile, capath)
+        else:
+            context.load_default_certs()
+        return context
     except (OSError, ssl.SSLError, ValueError):
         name = "SSL_CERT_FILE" if cafile else "SSL_CERT_DIR"
         raise ConfigError(

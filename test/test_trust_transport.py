@@ -717,6 +717,24 @@ def test_an_unreadable_ssl_cert_file_is_a_configuration_error(start, run_pipe, t
     assert sim.requests == []
 
 
+@pytest.mark.parametrize("credential", ["api_token", "oauth"])
+def test_sslkeylogfile_is_never_honoured(start, run_pipe, tls, certificate, monkeypatch, tmp_path_factory, credential):
+    """ssl.create_default_context() writes every TLS session key to SSLKEYLOGFILE: anyone who can
+    read that file and the traffic reads the credential. A variable set by an earlier step (or the
+    runner) must not turn that on."""
+    cred = CREDENTIALS[credential]()
+    sim = start([cred])
+    front = tls(sim)
+    keylog = tmp_path_factory.mktemp("keys") / "keys.log"
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    run = run_pipe(sim, cred, **over_tls(front, cred))
+    clean(run.output)
+    assert run.code == 0, run.output
+    assert any(r.path == "/2.0/user" for r in sim.requests), "the API was not reached over TLS"
+    assert not keylog.exists(), f"{keylog} was created: {keylog.read_text().count(chr(10))} lines of TLS secrets"
+
+
 @pytest.mark.parametrize("credential", CREDENTIALS)
 def test_an_https_to_http_downgrade_redirect_is_not_followed(
     start, run_pipe, tls, certificate, witness, monkeypatch, credential
