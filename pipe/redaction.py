@@ -50,10 +50,17 @@ def neutralise(text: str) -> str:
     return UNSAFE.sub(_visible, SURROGATE.sub("\ufffd", text))
 
 
+def percent_every_byte(raw: bytes) -> str:
+    """Every byte as %XX, letters and digits too: a form quote() never makes, but a server's
+    echo may (its 8-character runs are masked in any case, so lower hex is covered too)."""
+    return "".join(f"%{b:02X}" for b in raw)
+
+
 def secret_forms(secret: str) -> set[str]:
     """The secret and the encodings in which it travels whole (Basic auth, URLs)."""
     raw = secret.encode("utf-8", "surrogatepass")  # a server-issued token may hold anything
-    forms = {secret, quote(secret, safe=""), base64.b64encode(raw).decode()}
+    every = percent_every_byte(raw)
+    forms = {secret, quote(secret, safe=""), base64.b64encode(raw).decode(), every, every.lower()}
     return {form for form in forms if len(form) >= 4}
 
 
@@ -97,7 +104,8 @@ class Redactor:
         if not secret:
             return
         self._exact(secret_forms(secret))
-        for form in (secret, quote(secret, safe=""), quote(secret, safe="/"), quote_plus(secret)):
+        every = percent_every_byte(secret.encode("utf-8", "surrogatepass"))
+        for form in (secret, quote(secret, safe=""), quote(secret, safe="/"), quote_plus(secret), every):
             self._folded |= _grams(form.translate(ASCII_LOWER))
         self._encoded |= _base64_grams(secret.encode("utf-8", "surrogatepass"))
 

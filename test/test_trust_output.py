@@ -52,6 +52,11 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+def percent(text: str) -> str:
+    """Every byte as %XX: a form quote() never makes, but a server may echo."""
+    return "".join(f"%{b:02X}" for b in text.encode())
+
+
 def error(status: int, message: str):
     body = json.dumps({"type": "error", "error": {"message": message}}).encode()
     return lambda req, response: Response(status, body, "application/json")
@@ -68,7 +73,8 @@ def hostile_strings(sim, text: str, *, user: bool = True, pulls: bool = True) ->
         REPOS,
         lambda body, req: {
             **body,
-            "values": [{**v, "full_name": f"acme/{v['slug']}{text}"} for v in body.get("values", [])],
+            # A full name longer than a workspace ID and a slug is a shape problem, not text to show.
+            "values": [{**v, "full_name": f"acme/{v['slug']}{text[:150]}"} for v in body.get("values", [])],
         },
     )
     if pulls:
@@ -275,7 +281,23 @@ ECHOES = {
     "base64 at 2 mod 3": b64(API_TOKEN[5:33]),
     "basic auth": b64(f"{EMAIL}:{API_TOKEN}"),
     "url-encoded": API_TOKEN[10:30].replace("F", "%46"),
+    "every byte percent-encoded": percent(API_TOKEN[2:22]),
+    "every byte percent-encoded, lower hex": percent(API_TOKEN[30:50]).lower(),
 }
+# One endpoint of the survey per echo: its error message carries the echo to the report.
+ECHOED_AT = (
+    r"/pullrequests$",
+    r"/hooks$",
+    r"/refs/branches$",
+    r"/deploy-keys$",
+    r"/branch-restrictions$",
+    r"/downloads$",
+    r"/pipelines_config/variables$",
+    r"/pipelines_config$",
+    r"/override-settings$",
+    r"^/2\.0/snippets/acme$",
+    r"^/2\.0/workspaces/acme/projects$",
+)
 
 
 def fragments_in(text: str) -> list[str]:
@@ -291,6 +313,8 @@ def fragments_in(text: str) -> list[str]:
         found += [encoded[i : i + 12] for i in range(len(encoded) - 11) if encoded[i : i + 12] in text]
     found += [name for name, echo in ECHOES.items() if echo.rstrip("=")[:-4] in text]
     found += ["%46 form"] if ECHOES["url-encoded"].lower() in lower else []
+    every = percent(API_TOKEN).lower()
+    found += [every[i : i + 8] for i in range(len(every) - 7) if every[i : i + 8] in lower]
     return found
 
 
@@ -299,10 +323,15 @@ def test_a_server_echoing_pieces_of_the_token_shows_none_of_them(start, run_pipe
     cred = api_token()
     sim = start([cred])
     echo = " ".join(f"{name}={value}" for name, value in ECHOES.items())
-    hostile_strings(sim, echo)
+    hostile_strings(sim, echo, pulls=False)
+    # Messages are kept to 300 characters: each echo in an error message of its own, whole.
+    for (name, value), where in zip(ECHOES.items(), ECHOED_AT, strict=True):
+        tamper(sim, where, error(400, f"hostile-marker {name}={value}"))
     run = run_pipe(sim, cred, DEBUG=debug, **PIPELINES, CODE_INSIGHTS="true", CODE_INSIGHTS_PROXY=sim.base_url)
     assert run.code in (1, 3) and "hostile-marker" in run.output  # the echoes did reach the output
     places = everything(run) | {"Code Insights": json.dumps(sim.reports)}
+    shown = "\n".join(places.values())
+    assert all(f"hostile-marker {name}=" in shown for name in ECHOES), "an echo never reached the output"
     places["log records"] = "\n".join(r.getMessage() for r in caplog.records)
     for place, text in places.items():
         assert not fragments_in(text), (place, fragments_in(text))
