@@ -5,6 +5,7 @@ Pure logic over plain data: no I/O, so every rule can be read here in one place.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pipe import guidance, scopes
@@ -13,6 +14,7 @@ from pipe.credential import PAIRS, Kind
 from pipe.errors import ExitCode
 from pipe.guidance import Guidance, Item
 from pipe.outcomes import GitOutcome, Outcome, Status, Verdict
+from pipe.profiles import Profile
 from pipe.shapes import summary
 from pipe.survey.evidence import Evidence, Inventory, Repo
 
@@ -412,10 +414,15 @@ def _guidance(
 
 
 def assess(
-    catalog: Catalog, evidence: Evidence, profile: str, require: tuple[str, ...], check_restore: bool
+    catalog: Catalog, evidence: Evidence, profile: Profile | str, require: tuple[str, ...], check_restore: bool
 ) -> Assessment:
-    required = set(catalog.profiles[profile].backup) | set(require)
-    repos = evidence.inventory.repositories
+    """`profile` is a Profile (built in or from PROFILE_FILE), or a built-in profile's name."""
+    if isinstance(profile, str):
+        profile = catalog.profiles[profile]
+    required = set(profile.backup) | set(require)
+    # What a restore needs is the profile's own list (a backup app and a restore app may differ).
+    restored = set(profile.restore) | set(require)
+    repos = evidence.inventory
     proven_anywhere = _proven(catalog, evidence)
     results = []
     for category in catalog.categories:
@@ -428,7 +435,8 @@ def assess(
             restore = _restore(category, evidence, repos)
             if category.git:
                 _repositories(backup, evidence, repos)
-        results.append(CategoryResult(category, is_required, is_required and check_restore, backup, restore))
+        restore_required = check_restore and category.id in restored
+        results.append(CategoryResult(category, is_required, restore_required, backup, restore))
     verdict, code = _verdict(results, check_restore)
     guide = guidance.load()
     advice = _advice(results, evidence, check_restore, _where(guide, evidence))
@@ -438,7 +446,7 @@ def assess(
     return Assessment(
         verdict,
         code,
-        profile,
+        profile.name,
         check_restore,
         results,
         advice,
@@ -448,3 +456,14 @@ def assess(
         budget,
         items,
     )
+
+
+# A workspace of several that the credential cannot see: a backup with it would miss all of it.
+UNSEEN = Verdict.NOT_READY
+# The step's verdict over its workspaces is the worst of theirs; `error` is the configuration's alone.
+SEVERITY = (Verdict.READY, Verdict.INCONCLUSIVE, Verdict.NOT_READY)
+
+
+def worst(verdicts: Iterable[Verdict]) -> Verdict:
+    """not-ready > inconclusive > ready; no workspace at all proves nothing (inconclusive)."""
+    return max(verdicts, key=SEVERITY.index, default=Verdict.INCONCLUSIVE)

@@ -22,12 +22,14 @@ from pipe.errors import ApiUnavailable, ConfigError, CredentialError, ExitCode, 
 from pipe.outcomes import Verdict
 from pipe.redaction import Redactor
 from pipe.reports import console, document, publish
+from pipe.reports.document import Section
 from pipe.survey import survey
-from pipe.variables import SCHEMA, WORKSPACE_RE, Config, output_path, read_config
+from pipe.survey.evidence import Unseen
+from pipe.variables import SCHEMA, Config, output_path, read_config
 
 METADATA = Path(__file__).resolve().parent.parent / "pipe.yml"
 log = logging.getLogger("backup-readiness")
-LIST_ITEM = re.compile(r"^(REPOSITORIES|REQUIRE)_(COUNT|\d+)$")
+LIST_ITEM = re.compile(r"^(WORKSPACE|REPOSITORIES|REQUIRE)_(COUNT|\d+)$")
 
 
 class ReadinessPipe(Pipe):
@@ -49,7 +51,7 @@ def _configure(values: Mapping[str, str]) -> tuple[Config, Credential]:
     problems: list[Problem] = []
     config = credential = None
     try:
-        config = read_config(values, tuple(catalog.profiles), catalog.ids)
+        config = read_config(values, catalog.profiles, catalog.ids)
     except ConfigError as exc:
         problems += exc.problems
     try:
@@ -61,10 +63,10 @@ def _configure(values: Mapping[str, str]) -> tuple[Config, Credential]:
     return config, credential
 
 
-async def _run(config: Config, credential: Credential, redactor: Redactor, started: float):
+async def _run(config: Config, credential: Credential, redactor: Redactor, started: float) -> list[Section]:
     catalog = catalog_module.load()
     try:
-        evidence = await asyncio.wait_for(
+        found = await asyncio.wait_for(
             survey(config, credential, catalog, started, redactor.add),
             # The client stops at the deadline itself and reports which check it cut short;
             # this outer guard only catches what hangs past it.
@@ -72,30 +74,31 @@ async def _run(config: Config, credential: Credential, redactor: Redactor, start
         )
     except TimeoutError:
         raise ApiUnavailable(f"The check did not finish within TIMEOUT ({config.timeout:g} s).") from None
-    return evidence, assess(catalog, evidence, config.profile, config.require, config.check_restore)
+    return [
+        Section(e.workspace, unseen=e)
+        if isinstance(e, Unseen)
+        else Section(e.workspace, e, assess(catalog, e, config.profile, config.require, config.check_restore))
+        for e in found
+    ]
 
 
-def _labels(values: Mapping[str, str]) -> tuple[str, str]:
-    """Workspace and profile for a document built without a valid Config: only values that
-    passed their own check are echoed (an invalid one may be a pasted secret, or markup)."""
-    workspace = (values.get("WORKSPACE") or values.get("BITBUCKET_WORKSPACE") or "").strip()
-    if workspace and not WORKSPACE_RE.match(workspace):
-        workspace = "(invalid)"
+def _label(values: Mapping[str, str]) -> str:
+    """The profile for a document built without a valid Config: only a built-in name is echoed
+    (an invalid value may be a pasted secret, or markup)."""
     profile = (values.get("PROFILE") or "xopero-one").strip().lower()
     try:
         known = profile in catalog_module.load().profiles
     except Exception:  # noqa: BLE001 - the labels of a failed run must not fail it again
         known = False
-    return workspace, profile if known else "(invalid)"
+    return profile if known else "(invalid)"
 
 
 def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> tuple[dict[str, Any], Config | None]:
-    workspace, profile = _labels(values)
     config = credential = None
     try:
         config, credential = _configure(values)
-        evidence, assessment = asyncio.run(_run(config, credential, redactor, started))
-        return document.build(config.workspace, config.profile, credential, evidence, assessment), config
+        sections = asyncio.run(_run(config, credential, redactor, started))
+        return document.build(config.profile, credential, sections), config
     except ConfigError as exc:
         failure = Failure(
             f"{len(exc.problems)} variable(s) need fixing; nothing was sent to Bitbucket.",
@@ -103,7 +106,7 @@ def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> 
             ExitCode.CONFIGURATION,
             tuple(exc.problems),
         )
-        return document.build(workspace, profile, None, None, None, failure), None
+        return document.build(config.profile if config else _label(values), None, [], failure), None
     except (CredentialError, ApiUnavailable) as exc:
         fix = getattr(
             exc,
@@ -111,9 +114,7 @@ def _evaluate(values: Mapping[str, str], redactor: Redactor, started: float) -> 
             "Run the pipe again; if it keeps failing, check status.atlassian.com "
             "and that the runner can reach BITBUCKET_API_URL.",
         )
-        return document.build(
-            config.workspace, config.profile, credential, None, None, Failure(exc.message, fix, exc.exit_code)
-        ), config
+        return document.build(config.profile, credential, [], Failure(exc.message, fix, exc.exit_code)), config
 
 
 def _internal_error(values: Mapping[str, str], exc: BaseException, where: str) -> dict[str, Any]:
@@ -131,8 +132,7 @@ def _internal_error(values: Mapping[str, str], exc: BaseException, where: str) -
         "Run again with DEBUG: 'true' and report the log.",
         ExitCode.INCONCLUSIVE,
     )
-    workspace, profile = _labels(values)
-    return document.build(workspace, profile, None, None, None, failure)
+    return document.build(_label(values), None, [], failure)
 
 
 def _render(doc: dict[str, Any], values: Mapping[str, str], redactor: Redactor) -> tuple[publish.Rendered, bool]:

@@ -82,8 +82,11 @@ def _profile(name: str, node: Node, categories: tuple[str, ...], source: str) ->
     return Profile(name, description, backup, restore, source, reference)
 
 
-def parse(text: str, categories: Iterable[str], source: str = BUILT_IN) -> dict[str, Profile]:
-    """The profiles of a YAML document with a top-level `profiles:` mapping."""
+def parse(
+    text: str, categories: Iterable[str], source: str = BUILT_IN, reserved: Iterable[str] = ()
+) -> dict[str, Profile]:
+    """The profiles of a YAML document with a top-level `profiles:` mapping. A name in `reserved`
+    (the built-in profiles, for a PROFILE_FILE) is refused at its line: PROFILE must name one."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -96,7 +99,7 @@ def parse(text: str, categories: Iterable[str], source: str = BUILT_IN) -> dict[
         section = next((v for k, v in root.value if isinstance(k, ScalarNode) and k.value == "profiles"), None)
     if not isinstance(section, MappingNode) or not section.value:
         raise ProfileError(_line(root), "needs a top-level profiles: mapping with at least one profile.")
-    known = tuple(categories)
+    known, taken = tuple(categories), set(reserved)
     profiles: dict[str, Profile] = {}
     for key_node, value in section.value:
         name = _scalar(key_node, "a profile name")
@@ -104,5 +107,9 @@ def parse(text: str, categories: Iterable[str], source: str = BUILT_IN) -> dict[
             raise ProfileError(_line(key_node), "a profile name must be lower-case letters, digits and -.")
         if name in profiles:
             raise ProfileError(_line(key_node), f"profile '{name}' is defined twice.")
+        if name in taken:
+            raise ProfileError(
+                _line(key_node), f"profile '{name}' is a built-in profile's name; give yours another name."
+            )
         profiles[name] = _profile(name, value, known, source)
     return profiles

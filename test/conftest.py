@@ -113,12 +113,23 @@ class Run:
     def report(self) -> dict[str, Any]:
         return json.loads((self.cwd / "backup-readiness" / "report.json").read_text())
 
-    def category(self, category_id: str) -> dict[str, Any]:
-        return next(c for c in self.report["categories"] if c["id"] == category_id)
+    @property
+    def section(self) -> dict[str, Any]:
+        """The report's one workspace section (report.json's `workspaces` holds one per workspace)."""
+        (only,) = self.report["workspaces"]
+        return only
+
+    def workspace(self, name: str) -> dict[str, Any]:
+        """The section of the workspace `name`, in a run over several."""
+        return next(ws for ws in self.report["workspaces"] if ws["workspace"] == name)
+
+    def category(self, category_id: str, workspace: str | None = None) -> dict[str, Any]:
+        section = self.workspace(workspace) if workspace else self.section
+        return next(c for c in section["categories"] if c["id"] == category_id)
 
     @property
     def scopes_to_add(self) -> list[str]:
-        return [a["scope"] for a in self.report["missing_scopes"] if a["required"]]
+        return [a["scope"] for a in self.section["missing_scopes"] if a["required"]]
 
 
 @pytest.fixture

@@ -34,8 +34,9 @@ def evidence() -> Iterator[Evidence]:
     cred = api_token(scope_headers=True)
     with Simulator(workspaces=[workspace()], credentials=[cred]) as sim:
         values = {"WORKSPACE": "acme", **credential_env(cred), **simulator_env(sim)}
-        config = read_config(values, tuple(CATALOG.profiles), CATALOG.ids)
-        yield asyncio.run(survey(config, detect(values), CATALOG, time.monotonic(), lambda secret: None))
+        config = read_config(values, CATALOG.profiles, CATALOG.ids)
+        (found,) = asyncio.run(survey(config, detect(values), CATALOG, time.monotonic(), lambda secret: None))
+        yield found
 
 
 def _assess(catalog: Catalog, evidence: Evidence) -> Assessment:

@@ -90,7 +90,7 @@ def reason_shown(run, category: str | None) -> str:
     print the workspace, every category title and "git" whatever happened."""
     report = run.report
     if category is None:  # the run ended before any category was judged
-        assert "categories" not in report, report["categories"]
+        assert report["workspaces"] == [], report["workspaces"]
         text = report["error"]["message"]
     else:
         judged = run.category(category)
@@ -177,7 +177,7 @@ def test_a_next_link_that_loops_back_is_harmless(start, run_pipe, times):
     run, elapsed, _ = run_with(start, run_pipe, [Fault(REPOS, "loop_next", times=times)])
     assert_clean(run, elapsed)
     assert run.code == 0, run.output
-    assert run.report["repositories"]["total"] == 6
+    assert run.section["repositories"]["total"] == 6
 
 
 def test_a_looping_next_link_is_detected_when_followed(start):
@@ -205,9 +205,9 @@ def test_git_http_backend_refusing_is_not_ready(start, run_pipe):
     assert_clean(run, time.monotonic() - began)
     assert run.code == 1, run.output
     assert run.category("repositories")["backup"] == "missing"
-    assert run.report["git"]["outcome"] == "forbidden"
+    assert run.section["git"]["outcome"] == "forbidden"
     reason = "git over HTTPS answered 403: the credential lacks repository read for git"
-    assert run.report["git"]["reason"] == reason
+    assert run.section["git"]["reason"] == reason
     assert reason in run.output
 
 

@@ -31,7 +31,7 @@ def test_a_rejected_git_username_is_rejected_whatever_the_port(run_pipe, digits)
         run = run_pipe(sim, cred, BITBUCKET_USERNAME="someone-else")
     finally:
         sim.stop()
-    assert run.report["git"]["outcome"] == "rejected", run.report["git"]
+    assert run.section["git"]["outcome"] == "rejected", run.section["git"]
 
 
 @pytest.mark.parametrize(

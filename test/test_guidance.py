@@ -56,7 +56,7 @@ def rendered(fmt: str, run, sim) -> str:
         text = (run.cwd / "backup-readiness" / "report.md").read_text()
         return one_line(text.split("## What to do\n", 1)[1])
     if fmt == "junit":
-        suite = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
+        (suite,) = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
         case = suite.find("testcase[@name='backup: Webhooks [webhooks]']")
         (outcome,) = list(case)  # missing but not required: skipped, with the reasons and guidance
         return outcome.text
@@ -89,7 +89,7 @@ def test_the_admin_fix_is_the_credential_kinds_in_every_format(start, run_pipe, 
 def test_report_json_names_the_fix_once_with_its_kind(start, run_pipe):
     cred = access_token(["repository", "webhook", "pullrequest", "project", "pipeline"])
     run = run_pipe(start([cred]), cred)
-    fixes = [i for i in run.report["guidance"] if i["id"] == "admin-fix"]
+    fixes = [i for i in run.section["guidance"] if i["id"] == "admin-fix"]
     assert [(i["variant"], i["text"]) for i in fixes] == [("access_token", ACCESS_FIX)]
     assert "webhooks" in fixes[0]["categories"]
     assert run.category("webhooks")["guidance"][1] == ACCESS_FIX
@@ -102,8 +102,8 @@ def test_a_missing_admin_scope_is_not_reported_as_missing_admin_permission(start
     run = run_pipe(start([cred]), cred)
     assert run.code == 1, run.output
     assert run.scopes_to_add == ["admin:repository:bitbucket"]
-    assert run.report["admin_gap"]["repositories"] == 0
-    assert [i["id"] for i in run.report["guidance"] if i["id"].startswith("admin")] == []
+    assert run.section["admin_gap"]["repositories"] == 0
+    assert [i["id"] for i in run.section["guidance"] if i["id"].startswith("admin")] == []
     assert "No admin permission" not in run.output
 
 
@@ -129,7 +129,7 @@ def test_the_needed_column_is_the_same_in_the_log_and_in_markdown(start, run_pip
     assert console == markdown
     assert markdown["Issues"] == "retired 2026-08-20"  # not "required": the console's word, one truth
     assert markdown["Repositories: admin"] == "required" and markdown["Pull requests"] == "info"
-    assert [c["needed"] for c in run.report["categories"] if c["id"] in ("issues", "account", "webhooks")] == [
+    assert [c["needed"] for c in run.section["categories"] if c["id"] in ("issues", "account", "webhooks")] == [
         "required",
         "info",
         "retired",

@@ -14,7 +14,7 @@ def test_complete_api_token(start, run_pipe):
     cred = api_token()
     run = run_pipe(start([cred]), cred)
     assert run.code == 0, run.output
-    report = run.report
+    report = run.section
     assert report["repositories"]["total"] == 6
     assert report["repositories"]["by_permission"]["admin"] == 6
     assert {c["id"]: c["backup"] for c in report["categories"]}["issues"] == "retired"
@@ -74,7 +74,7 @@ def test_repository_access_token_with_classic_scopes(start, run_pipe):
     sim = start([cred])
     run = run_pipe(sim, cred, PROFILE="git-only")
     assert run.code == 0, run.output
-    assert run.report["repositories"]["total"] == 1
+    assert run.section["repositories"]["total"] == 1
     assert run.report["credential"]["type"] == "repo_access_token"
     run = run_pipe(sim, cred)
     assert run.code == 1
@@ -96,7 +96,7 @@ def test_admin_on_some_repositories_only(start, run_pipe):
     cred = api_token(permissions={"repo-0001": "read", "repo-0002": "write"})
     run = run_pipe(start([cred]), cred)
     assert run.code == 1
-    report = run.report
+    report = run.section
     assert report["repositories"]["by_permission"] == {"admin": 4, "write": 1, "read": 1, "unknown": 0}
     assert report["admin_gap"]["repositories"] == 2
     assert sorted(report["admin_gap"]["examples"]) == ["acme/repo-0001", "acme/repo-0002"]
@@ -110,7 +110,7 @@ def test_empty_workspace_is_a_failure_with_an_explanation(start, run_pipe):
     cred = api_token()
     run = run_pipe(start([cred], [Workspace("acme", repositories=[])]), cred)
     assert run.code == 1
-    assert run.report["repositories"]["total"] == 0
+    assert run.section["repositories"]["total"] == 0
     assert run.category("repositories")["backup"] == "missing"
     assert "sees no repositories" in run.output
 
@@ -119,7 +119,7 @@ def test_250_repositories_are_all_counted(start, run_pipe):
     cred = api_token(permissions={f"repo-{i:04d}": "read" for i in range(0, 250, 50)})
     sim = start([cred], [workspace(250, git=1)])
     run = run_pipe(sim, cred)
-    report = run.report
+    report = run.section
     assert report["repositories"]["total"] == 250
     assert report["repositories"]["by_permission"]["read"] == 5
     assert report["admin_gap"]["repositories"] == 5
@@ -131,7 +131,7 @@ def test_git_fails_while_rest_works(start, run_pipe):
     cred = api_token(git_enabled=False)
     run = run_pipe(start([cred]), cred)
     assert run.code == 1
-    assert run.report["git"]["outcome"] == "forbidden"
+    assert run.section["git"]["outcome"] == "forbidden"
     assert run.category("repositories")["backup"] == "missing"
     assert "Git over HTTPS failed while the REST API worked" in run.output
 
@@ -140,7 +140,7 @@ def test_git_username_trap(start, run_pipe):
     cred = api_token()
     run = run_pipe(start([cred]), cred, BITBUCKET_USERNAME="someone-else")
     assert run.code == 1
-    assert run.report["git"]["outcome"] == "rejected"
+    assert run.section["git"]["outcome"] == "rejected"
     assert "someone-else" in run.output
 
 
@@ -148,14 +148,14 @@ def test_repositories_variable_narrows_the_check(start, run_pipe):
     cred = api_token(permissions={"repo-0003": "read"})
     run = run_pipe(start([cred]), cred, REPOSITORIES="repo-0000,acme/repo-0001")
     assert run.code == 0, run.output
-    assert run.report["repositories"]["total"] == 2
+    assert run.section["repositories"]["total"] == 2
 
 
 def test_repositories_variable_names_invisible_repositories(start, run_pipe):
     cred = api_token(permissions={"repo-0003": "none"})
     run = run_pipe(start([cred]), cred, REPOSITORIES="repo-0000 repo-0003")
     assert run.code == 1
-    assert run.report["repositories"]["not_visible"] == ["repo-0003"]
+    assert run.section["repositories"]["not_visible"] == ["repo-0003"]
 
 
 def test_profile_minimal_ignores_pull_requests(start, run_pipe):

@@ -46,25 +46,44 @@ def test_json_report_validates_against_the_shipped_schema(start, run_pipe, scope
     assert report["pipe_version"] == __import__("pipe").__version__
 
 
+def _without_categories(report: dict) -> dict:
+    (section,) = report["workspaces"]
+    return {**report, "workspaces": [{k: v for k, v in section.items() if k != "categories"}]}
+
+
+def _with_a_section(report: dict) -> dict:
+    return {**report, "workspaces": [{"workspace": "acme", "verdict": "ready", "exit_code": 0, "error": None}]}
+
+
 @pytest.mark.parametrize(
-    ("credential", "change", "drop"),
+    ("credential", "lie"),
     [
-        (True, {"verdict": "maybe"}, ()),
-        (True, {"exit_code": 7}, ()),
-        (True, {}, ("categories",)),
-        (False, {"exit_code": 0}, ()),
+        (True, lambda report: {**report, "verdict": "maybe"}),
+        (True, lambda report: {**report, "exit_code": 7}),
+        (True, _without_categories),
+        (True, lambda report: {**report, "workspaces": []}),
+        (True, lambda report: {k: v for k, v in report.items() if k != "profile_source"}),
+        (False, lambda report: {**report, "exit_code": 0}),
+        (False, _with_a_section),
     ],
-    ids=["unknown-verdict", "unknown-exit-code", "ready-without-categories", "error-with-exit-0"],
+    ids=[
+        "unknown-verdict",
+        "unknown-exit-code",
+        "checked-without-categories",
+        "ready-without-workspaces",
+        "no-profile-source",
+        "error-with-exit-0",
+        "error-with-a-workspace",
+    ],
 )
-def test_schema_rejects_a_report_that_lies(start, run_pipe, credential, change, drop):
+def test_schema_rejects_a_report_that_lies(start, run_pipe, credential, lie):
     # A real report (ready, or a configuration error) that validates, with one lie told: that lie alone
     # is why the schema rejects it.
     cred = api_token()
     report = run_pipe(start([cred]), cred if credential else None).report
     validate(report)
-    lying = {k: v for k, v in {**report, **change}.items() if k not in drop}
     with pytest.raises(jsonschema.ValidationError):
-        validate(lying)
+        validate(lie(report))
 
 
 def test_json_report_carries_requests_scopes_and_guidance(start, run_pipe):
@@ -74,13 +93,14 @@ def test_json_report_carries_requests_scopes_and_guidance(start, run_pipe):
     report = json.loads((run.cwd / "out" / "readiness.json").read_text())
     assert report["requests"] == len([r for r in sim.requests if r.path.startswith("/2.0")])
     assert report["credential"]["scopes_source"][0] == "x-oauth-scopes header"
-    pulls = next(c for c in report["categories"] if c["id"] == "pull-requests")
+    (section,) = report["workspaces"]
+    pulls = next(c for c in section["categories"] if c["id"] == "pull-requests")
     assert pulls["missing_scopes"] == ["read:pullrequest:bitbucket"]
     # The category's guidance is the assessment's items that name it: the scope, where to tick it, the note.
     assert pulls["guidance"][0] == "read:pullrequest:bitbucket: unblocks Pull requests, 6 repositories."
     assert pulls["guidance"][1].startswith("Where: id.atlassian.com > Security > API tokens > Create API token")
     assert pulls["guidance"][2] == "Note, Pull requests: read:repository does not cover pull requests."
-    naming = [i["id"] for i in report["guidance"] if "pull-requests" in i["categories"]]
+    naming = [i["id"] for i in section["guidance"] if "pull-requests" in i["categories"]]
     assert naming == ["missing-scope", "where-to-tick", "note"]
     assert (run.cwd / "out" / "readiness.md").exists()
 
@@ -100,7 +120,7 @@ def test_markdown_summary_has_the_table_and_the_verdict(start, run_pipe):
 def test_junit_has_one_case_per_category_and_failures_carry_guidance(start, run_pipe):
     cred = api_token(NO_PULLS)
     run = run_pipe(start([cred]), cred)
-    suite = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
+    (suite,) = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
     cases = suite.findall("testcase")
     assert len(cases) == len(load().categories) == int(suite.get("tests"))
     failures = [c for c in cases if c.find("failure") is not None]
@@ -117,7 +137,7 @@ def test_junit_has_one_case_per_category_and_failures_carry_guidance(start, run_
 def test_junit_adds_restore_cases_when_asked(start, run_pipe):
     cred = api_token(scope_headers=True)
     run = run_pipe(start([cred]), cred, CHECK_RESTORE="true")
-    suite = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
+    (suite,) = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
     names = [c.get("name") for c in suite.findall("testcase")]
     assert len(names) == 2 * len(load().categories)
     failed = {c.get("name") for c in suite.findall("testcase") if c.find("failure") is not None}
@@ -126,7 +146,7 @@ def test_junit_adds_restore_cases_when_asked(start, run_pipe):
 
 def test_junit_for_a_configuration_error(run_pipe):
     run = run_pipe(None, None)
-    suite = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
+    (suite,) = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
     assert suite.get("errors") == "1"
     error = suite.find("testcase[@name='configuration']/error")
     assert error.get("message") == "1 variable(s) need fixing; nothing was sent to Bitbucket."

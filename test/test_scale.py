@@ -57,7 +57,7 @@ def test_429_with_retry_after_waits_that_long_then_succeeds(start, run_pipe):
     assert second.at - first.at >= 0.9, f"retried after {second.at - first.at:.2f} s, Retry-After was 1"
     assert second.at - first.at < 5
     assert run.code == 0 and run.report["verdict"] == "ready", run.output
-    assert run.report["rate_limit"]["throttled"] == 1
+    assert run.section["rate_limit"]["throttled"] == 1
     assert run.report["requests"] == len(api_requests(sim))
 
 
@@ -70,7 +70,7 @@ def test_429_without_retry_after_backs_off_and_retries(start, run_pipe):
     assert (first.status, second.status) == (429, 200)
     assert second.at - first.at >= 0.9, "retried without backing off"
     assert run.code == 0 and run.report["verdict"] == "ready", run.output
-    assert run.report["rate_limit"]["throttled"] == 1
+    assert run.section["rate_limit"]["throttled"] == 1
 
 
 def test_exhausted_rate_limit_is_inconclusive_and_says_why(start, run_pipe):
@@ -79,8 +79,8 @@ def test_exhausted_rate_limit_is_inconclusive_and_says_why(start, run_pipe):
     run = run_pipe(sim, cred, TIMEOUT="6")
     assert run.code == 3, run.output
     assert run.report["verdict"] == "inconclusive"
-    assert run.report["rate_limit"]["throttled"] > 0
-    assert sum(1 for r in api_requests(sim) if r.status == 429) == run.report["rate_limit"]["throttled"]
+    assert run.section["rate_limit"]["throttled"] > 0
+    assert sum(1 for r in api_requests(sim) if r.status == 429) == run.section["rate_limit"]["throttled"]
     assert "rate limit was reached (429)" in json.dumps(run.report)
     assert "rate limit was reached (429)" in run.output
 
@@ -92,7 +92,7 @@ def test_backup_budget_grows_with_the_workspace_and_warns_when_over_an_hour(star
         sim = start([cred], [workspace(n)])
         run = run_pipe(sim, cred)
         assert run.code == 0, run.output
-        budgets[n], outputs[n] = run.report["rate_limit"], run.output
+        budgets[n], outputs[n] = run.section["rate_limit"], run.output
     per_run = [budgets[n]["backup_requests_per_run"] for n in (10, 60, 500)]
     assert per_run == sorted(per_run) and len(set(per_run)) == 3, per_run
     assert per_run[2] > 500  # at least one request per repository
@@ -116,7 +116,7 @@ def test_concurrency_one_gives_the_same_answer_and_request_count(start, run_pipe
                 run.report["verdict"],
                 run.report["requests"],
                 len(api_requests(sim)),
-                sorted((c["id"], c["backup"]) for c in run.report["categories"]),
+                sorted((c["id"], c["backup"]) for c in run.section["categories"]),
             )
         )
     assert results[0] == results[1]

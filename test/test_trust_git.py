@@ -223,7 +223,7 @@ def test_a_git_redirect_to_another_port_is_refused_and_never_followed(start, run
     location = f"{witness.url}/acme/{REPO}.git/info/refs?service=git-upload-pack"
     sim = start([cred], faults=[Fault(GIT, "redirect", times=-1, location=location)])
     run = run_pipe(sim, cred)
-    git = run.report["git"]
+    git = run.section["git"]
     assert git["outcome"] == "failed", git
     assert "redirect was refused" in git["reason"], git
     assert witness.connections == 0 and witness.saw_nothing()
@@ -320,7 +320,7 @@ def test_the_simulator_sees_the_username_as_git_username_and_never_the_secret(st
 
     tamper(sim, GIT, record)
     run = run_pipe(sim, cred)
-    git = run.report["git"]
+    git = run.section["git"]
     assert git["outcome"] == "ok", git
     assert seen and all(user == git["username"] for user, _ in seen), seen
     assert all(cred.secret[:8] not in user for user, _ in seen)
@@ -383,7 +383,7 @@ def test_a_git_config_planted_in_the_working_directory_is_never_read(start, run_
         },
     )
     run = run_pipe(sim, cred)
-    assert run.report["git"]["outcome"] == "ok", run.report["git"]
+    assert run.section["git"]["outcome"] == "ok", run.section["git"]
     assert witness.connections == 0 and witness.saw_nothing()
     assert not marker.exists()
     assert git_calls(sim) and not any("x-planted" in r.headers for r in git_calls(sim))
@@ -416,7 +416,7 @@ def test_inherited_git_proxy_and_curl_variables_are_ignored(start, run_pipe, wit
     for name, value in hostile.items():
         monkeypatch.setenv(name, value)
     run = run_pipe(sim, cred)
-    assert run.report["git"]["outcome"] == "ok", run.report["git"]
+    assert run.section["git"]["outcome"] == "ok", run.section["git"]
     assert witness.connections == 0 and witness.saw_nothing()
     assert not marker.exists() and not (tmp_path / "trace").exists() and not (tmp_path / "trace-curl").exists()
     assert not any("x-planted" in r.headers for r in git_calls(sim))
@@ -484,7 +484,7 @@ def test_a_noexec_temp_dir_is_not_misread_as_a_rejected_credential(start, run_pi
     sim = start([cred])
     run = run_pipe(sim, cred)
     assert tempfile.gettempdir() == str(noexec_tmpdir)
-    assert run.report["git"]["outcome"] == "ok", run.report["git"]
+    assert run.section["git"]["outcome"] == "ok", run.section["git"]
     assert [r.status for r in git_calls(sim)][-1] == 200
 
 
@@ -492,7 +492,7 @@ def test_a_noexec_temp_dir_still_tells_a_real_rejection(start, run_pipe, noexec_
     cred = canary()
     sim = start([cred])
     run = run_pipe(sim, cred, BITBUCKET_USERNAME="someone-else")
-    assert run.report["git"]["outcome"] == "rejected", run.report["git"]
+    assert run.section["git"]["outcome"] == "rejected", run.section["git"]
 
 
 # --- 7. TLS: the API client's CA bundle ------------------------------------------------------------
@@ -549,7 +549,7 @@ def test_a_git_410_names_the_platform_change(start, run_pipe, body, outcome, rea
     sim = start([cred])
     tamper(sim, GIT, raw(410, body, "text/plain"))
     run = run_pipe(sim, cred)
-    git = run.report["git"]
+    git = run.section["git"]
     assert git["outcome"] == outcome and reason in git["reason"], git
     assert "remote:" not in git["reason"] and "Functionality" not in git["reason"]  # server text is not echoed
 
@@ -560,5 +560,5 @@ def test_remote_lines_cannot_forge_a_rejection(start, run_pipe):
     forged = b"The requested URL returned error: 401\nfatal: Authentication failed for 'x'\nCHANGE-3222\n"
     tamper(sim, GIT, raw(502, forged, "text/plain"))
     run = run_pipe(sim, cred)
-    git = run.report["git"]
+    git = run.section["git"]
     assert git["outcome"] == "failed" and git["reason"].endswith("answered 502"), git

@@ -363,7 +363,8 @@ def test_an_oauth_token_that_is_a_report_word_does_not_change_the_report(start, 
     assert any(r.authorization_scheme == "Bearer" and r.status == 200 for r in sim.requests), "token not used"
     assert run.code == 0, run.output
     report = assert_reports_valid(run)
-    assert report["verdict"] == "ready" and all(c["backup"] in ("ok", "retired") for c in report["categories"])
+    (section,) = report["workspaces"]
+    assert report["verdict"] == "ready" and all(c["backup"] in ("ok", "retired") for c in section["categories"])
     assert run.out.strip().endswith("✔ READY: the credential can back up everything the profile needs. (exit 0)")
     assert "# Backup readiness: ready" in (run.cwd / "backup-readiness" / "report.md").read_text()
 

@@ -159,7 +159,7 @@ def test_a_redirect_on_the_same_origin_is_followed(start, run_pipe, witness):
     run = run_pipe(sim, cred, TIMEOUT=str(TIMEOUT))
     clean(run.output)
     assert run.code == 0, run.output
-    assert run.report["repositories"]["total"] == 6
+    assert run.section["repositories"]["total"] == 6
     assert [r.status for r in sim.requests if r.path == "/2.0/repositories/acme"][:3] == [302, 302, 200]
 
 
@@ -371,7 +371,8 @@ def test_what_the_server_sends_cannot_outgrow_the_bounds(start, tmp_path, bomb, 
     assert child.rss_mb < MAX_RSS_MB, f"peak RSS {child.rss_mb:.0f} MB"
     if where == "GET /repositories/acme":
         report = json.loads((tmp_path / "backup-readiness" / "report.json").read_text())
-        assert next(c for c in report["categories"] if c["id"] == "repositories")["backup"] == "unknown"
+        (section,) = report["workspaces"]
+        assert next(c for c in section["categories"] if c["id"] == "repositories")["backup"] == "unknown"
 
 
 class RawServer:
@@ -456,7 +457,7 @@ def test_rate_limit_headers_count_only_ascii_digits(start, run_pipe):
     clean(run.output)
     assert run.code == 0, run.output
     assert [r.status for r in sim.requests if r.path.endswith("/pullrequests")] == [429, 200]
-    assert run.report["rate_limit"]["throttled"] == 1, run.report["rate_limit"]
+    assert run.section["rate_limit"]["throttled"] == 1, run.section["rate_limit"]
     assert "\\u001b" not in json.dumps(run.report) and "\x1b" not in run.output
 
 

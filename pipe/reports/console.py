@@ -22,6 +22,7 @@ MARKS = {
 }
 # How each layout of a guidance item is written (the first line's indent, and its prefix).
 LAYOUTS = {"paragraph": ("", ""), "item": ("  ", "* "), "step": ("  ", "")}
+HEADINGS = {"ready": "READY", "not-ready": "NOT READY", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
 VERDICTS = {
     "ready": "READY: the credential can back up everything the profile needs.",
     "not-ready": "NOT READY: the backup would silently miss data (see above).",
@@ -37,13 +38,29 @@ def _wrap(text: str, indent: str = "  ") -> list[str]:
 
 
 def header(doc: dict[str, Any]) -> list[str]:
+    """The run's lines: version and workspaces, profile, credential, scopes; with one workspace
+    its repositories too (several workspaces each have their own heading, see `section`)."""
     cred = doc.get("credential") or {}
     kind = str(cred.get("kind") or "").replace("_", " ")
     owner = f", {cred['owner']}" if cred.get("owner") else ""
-    lines = [
-        f"backup-readiness {doc['pipe_version']}: workspace {doc['workspace']}",
-        f"Profile: {doc['profile']} (" + ("backup and restore" if doc.get("check_restore") else "backup") + ")",
-    ]
+    spaces = doc.get("workspaces") or []
+    named = [str(ws["workspace"]) for ws in spaces]
+    title = f"backup-readiness {doc['pipe_version']}"
+    if len(named) == 1:
+        title += f": workspace {named[0]}"
+    elif named:
+        title += f": {len(named)} workspaces"
+    source = doc.get("profile_source") or ""
+    lines = [title]
+    if len(named) > 1:
+        lines += _wrap("Workspaces: " + ", ".join(named), "")
+    lines += _wrap(
+        f"Profile: {doc['profile']} ("
+        + ("backup and restore" if doc.get("check_restore") else "backup")
+        + ")"
+        + (f" from {source}" if source.startswith("PROFILE_FILE") else ""),
+        "",
+    )
     if cred:
         lines.append(f"Credential: {kind}" + (f" ({cred['type']})" if cred.get("type") else "") + owner)
     if cred.get("scopes") is not None:
@@ -53,20 +70,29 @@ def header(doc: dict[str, Any]) -> list[str]:
             + f" (from {', '.join(cred.get('scopes_source') or [])})",
             "",
         )
-    elif doc.get("categories"):
+    elif any(ws.get("categories") for ws in spaces):
         lines.append("Scopes: not revealed by Bitbucket; judged from live reads")
-    repos = doc.get("repositories")
-    if repos:
-        perm = repos["by_permission"]
-        lines.append(
-            f"Repositories: {repos['total']} ({perm['admin']} admin, {perm['write']} write, "
-            f"{perm['read']} read" + (f", {perm['unknown']} unknown" if perm["unknown"] else "") + ")"
-        )
+    if len(spaces) == 1:
+        lines += repositories(spaces[0])
     return lines
 
 
-def table(doc: dict[str, Any]) -> list[str]:
-    restore = doc.get("check_restore")
+def repositories(ws: dict[str, Any]) -> list[str]:
+    repos = ws.get("repositories")
+    if not repos:
+        return []
+    perm = repos["by_permission"]
+    lines = [
+        f"Repositories: {repos['total']} ({perm['admin']} admin, {perm['write']} write, "
+        f"{perm['read']} read" + (f", {perm['unknown']} unknown" if perm["unknown"] else "") + ")"
+    ]
+    if repos.get("permissions_source"):
+        lines += _wrap(f"Permissions from: {repos['permissions_source']}", "")
+    return lines
+
+
+def table(ws: dict[str, Any], restore: bool) -> list[str]:
+    """One workspace's category table, and the notes its guidance lays out under it."""
     lines = [
         f"{'Category':<26}{'Backup':<12}" + (f"{'Restore':<12}" if restore else "") + "Needed",
         "-" * (WIDTH if restore else 58),
@@ -87,13 +113,22 @@ def needed(cat: dict[str, Any]) -> str:
     return f"retired {cat['retired']}" if cat["needed"] == "retired" else cat["needed"]
 
 
-def guidance(doc: dict[str, Any]) -> list[str]:
-    """The advice block: the document's guidance items, then its error, if any."""
+def advice(ws: dict[str, Any]) -> list[str]:
+    """One workspace's advice block: its guidance items, or why it could not be seen."""
     lines: list[str] = []
-    for item in doc.get("guidance", []):
+    if ws.get("error"):
+        lines += _wrap(ws["error"]["message"], "")
+        lines += _wrap("Fix: " + ws["error"]["fix"])
+    for item in ws.get("guidance", []):
         if item["layout"] in LAYOUTS:
             indent, prefix = LAYOUTS[item["layout"]]
             lines += _wrap(prefix + item["text"], indent)
+    return lines
+
+
+def errors(doc: dict[str, Any]) -> list[str]:
+    """The run's error, if it ended early: each variable's problem and fix, or the one fix."""
+    lines: list[str] = []
     if doc.get("error"):
         for problem in doc["error"]["problems"]:
             lines += _wrap(f"{problem['variable']}: {problem['message']}", "")
@@ -104,17 +139,39 @@ def guidance(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def heading(ws: dict[str, Any]) -> str:
+    """A workspace's first line when the run checked several."""
+    return f"Workspace {ws['workspace']}: {HEADINGS[ws['verdict']]}"
+
+
 def verdict_line(doc: dict[str, Any]) -> str:
     return VERDICTS[doc["verdict"]] + f" (exit {doc['exit_code']})"
+
+
+def _level(verdict: str) -> int:
+    return {"ready": logging.INFO, "not-ready": logging.WARNING}.get(verdict, logging.ERROR)
+
+
+def section(ws: dict[str, Any], restore: bool, several: bool) -> list[tuple[int, str]]:
+    """One workspace's lines with their levels: its heading and repositories when the run checked
+    several, its table, its advice at the level of its own verdict."""
+    top = ([heading(ws)] + repositories(ws) + [""]) if several else []
+    top += table(ws, restore) + [""] if ws.get("categories") else []
+    return [(logging.INFO, line) for line in top] + [(_level(ws["verdict"]), line) for line in advice(ws)]
 
 
 def lines(doc: dict[str, Any]) -> list[tuple[int, str]]:
     """Every log line of the report with its level, rendered before anything is shown, so
     that a renderer's failure is known before the first line goes out."""
-    top = header(doc) + [""] + (table(doc) + [""] if doc.get("categories") else [])
-    level = {"ready": logging.INFO, "not-ready": logging.WARNING}.get(doc["verdict"], logging.ERROR)
+    spaces = doc.get("workspaces") or []
+    shown = [(logging.INFO, line) for line in header(doc) + [""]]
+    for index, ws in enumerate(spaces):
+        if index and len(spaces) > 1:
+            shown.append((logging.INFO, ""))
+        shown += section(ws, bool(doc.get("check_restore")), len(spaces) > 1)
+    shown += [(_level(doc["verdict"]), line) for line in errors(doc)]
     # The document is neutralised already; once more here costs nothing and keeps any doc safe.
-    return [(logging.INFO, neutralise(line)) for line in top] + [(level, neutralise(line)) for line in guidance(doc)]
+    return [(level, neutralise(line)) for level, line in shown]
 
 
 def emit_lines(shown: list[tuple[int, str]], doc: dict[str, Any], logger: logging.Logger, color: bool) -> None:

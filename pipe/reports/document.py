@@ -3,17 +3,19 @@ console all render. Its shape is the JSON report's, fixed by schema/report.schem
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pipe import __version__
-from pipe.assessment import Assessment, CategoryResult, Side
+from pipe.assessment import UNSEEN, Assessment, CategoryResult, Side, worst
 from pipe.credential import Credential
 from pipe.errors import ExitCode, Failure
 from pipe.guidance import Item
 from pipe.outcomes import Verdict
+from pipe.profiles import Profile
 from pipe.redaction import Redactor
-from pipe.survey.evidence import Evidence
+from pipe.survey.evidence import Evidence, Unseen
 
 PERMISSIONS = ("admin", "write", "read", "unknown")
 # Keys whose values are words of the report's own vocabulary (schema enums, catalog ids,
@@ -115,28 +117,70 @@ def _credential(credential: Credential, evidence: Evidence | None) -> dict[str, 
     }
 
 
+@dataclass(frozen=True)
+class Section:
+    """One workspace of the run: its evidence and assessment, or why it could not be seen."""
+
+    workspace: str
+    evidence: Evidence | None = None
+    assessment: Assessment | None = None
+    unseen: Unseen | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.assessment.verdict if self.assessment else UNSEEN
+
+
+def _profile(profile: Profile | str) -> dict[str, Any]:
+    """The profile's name and where it came from (built in, or a PROFILE_FILE and its path)."""
+    if isinstance(profile, str):  # a run that ended before its profile was known
+        return {"profile": profile, "profile_source": None, "profile_reference": None}
+    return {"profile": profile.name, "profile_source": profile.source, "profile_reference": profile.reference}
+
+
 def build(
-    config_workspace: str,
-    profile: str,
+    profile: Profile | str,
     credential: Credential | None,
-    evidence: Evidence | None,
-    assessment: Assessment | None,
+    sections: list[Section],
     error: Failure | None = None,
 ) -> dict[str, Any]:
-    """The document for a finished run, or for one ended early by `error`."""
+    """The document for a finished run (one section per workspace, the step's verdict the worst
+    of theirs), or for one ended early by `error`."""
+    if error:
+        verdict = Verdict.ERROR if error.exit_code == ExitCode.CONFIGURATION else Verdict.INCONCLUSIVE
+    else:
+        verdict = worst(section.verdict for section in sections)
+    checked = [s.evidence for s in sections if s.evidence]
     doc: dict[str, Any] = {
-        "verdict": assessment.verdict.value
-        if assessment
-        else (Verdict.ERROR if error.exit_code == ExitCode.CONFIGURATION else Verdict.INCONCLUSIVE).value,
-        "exit_code": int(assessment.exit_code if assessment else error.exit_code),
-        "profile": profile,
-        "workspace": config_workspace,
-        "credential": _credential(credential, evidence) if credential else None,
+        "verdict": verdict.value,
+        "exit_code": int(error.exit_code if error else verdict.exit_code),
+        **_profile(profile),
+        "credential": _credential(credential, checked[0] if checked else None) if credential else None,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "pipe_version": __version__,
         "error": {"message": error.message, "fix": error.fix, "problems": [vars(p) for p in error.problems]}
         if error
         else None,
+    }
+    if checked:
+        # One client served every workspace: its requests and the run's time are the run's.
+        doc["requests"] = checked[0].traffic.requests
+        doc["duration_seconds"] = round(max(e.elapsed for e in checked), 3)
+    assessed = [s.assessment for s in sections if s.assessment]
+    if assessed:
+        doc["check_restore"] = assessed[0].check_restore
+    doc["workspaces"] = [] if error else [_section(section) for section in sections]
+    return doc
+
+
+def _section(section: Section) -> dict[str, Any]:
+    """A workspace's part of the report: the same fields whether the run checked one or many."""
+    evidence, assessment, unseen = section.evidence, section.assessment, section.unseen
+    doc: dict[str, Any] = {
+        "workspace": section.workspace,
+        "verdict": section.verdict.value,
+        "exit_code": int(section.verdict.exit_code),
+        "error": {"message": unseen.message, "fix": unseen.fix} if unseen else None,
     }
     if evidence:
         inventory = evidence.inventory
@@ -152,10 +196,7 @@ def build(
             "username": evidence.git.username,
             "reason": evidence.git.reason,
         }
-        doc["requests"] = evidence.traffic.requests
-        doc["duration_seconds"] = round(evidence.elapsed, 3)
     if assessment:
-        doc["check_restore"] = assessment.check_restore
         doc["categories"] = [_category(r, assessment.guidance) for r in assessment.categories]
         doc["guidance"] = [_item(i) for i in assessment.guidance]
         doc["missing_scopes"] = [vars(a) for a in assessment.advice]

@@ -49,26 +49,38 @@ def md(text: Any) -> str:
     return "".join(HTML_SPECIAL.get(c, c) for c in escaped)
 
 
-def markdown(doc: dict[str, Any]) -> str:
-    lines = [
-        f"# Backup readiness: {md(doc['verdict'])}",
-        "",
-        f"- Workspace: {md(doc['workspace'])}",
-        f"- Profile: {md(doc['profile'])}",
-        f"- Exit code: {md(doc['exit_code'])}",
-        "",
-    ]
-    lines += [f"> {md(line)}" if line else ">" for line in console.header(doc)[1:]]
-    if doc.get("categories"):
+def _markdown_section(ws: dict[str, Any], restore: bool, several: bool) -> list[str]:
+    lines = (
+        (["", f"## {md(console.heading(ws))}", ""] + [f"> {md(line)}" for line in console.repositories(ws)])
+        if several
+        else []
+    )
+    if ws.get("categories"):
         lines += ["", "| Category | Backup | Restore | Needed |", "|---|---|---|---|"]
-        for cat in doc["categories"]:
+        for cat in ws["categories"]:
             cells = (cat["title"], cat["backup"], cat["restore"], console.needed(cat))
             lines.append("| " + " | ".join(md(c) for c in cells) + " |")
-    guidance = console.guidance(doc)
-    if guidance:
+    advice = console.advice(ws)
+    if advice:
         # An indented code block: Markdown and HTML are not interpreted there, and the lines
         # hold no line break (document.finish), so none can leave the block.
-        lines += ["", "## What to do", ""] + [f"    {line}" for line in guidance]
+        lines += ["", "### What to do" if several else "## What to do", ""] + [f"    {line}" for line in advice]
+    return lines
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    spaces = doc.get("workspaces") or []
+    named = ", ".join(str(ws["workspace"]) for ws in spaces)
+    lines = [f"# Backup readiness: {md(doc['verdict'])}", ""]
+    if named:
+        lines.append(f"- Workspace{'s' if len(spaces) > 1 else ''}: {md(named)}")
+    lines += [f"- Profile: {md(doc['profile'])}", f"- Exit code: {md(doc['exit_code'])}", ""]
+    lines += [f"> {md(line)}" if line else ">" for line in console.header(doc)[1:]]
+    for ws in spaces:
+        lines += _markdown_section(ws, bool(doc.get("check_restore")), len(spaces) > 1)
+    errors = console.errors(doc)
+    if errors:
+        lines += ["", "## What to do", ""] + [f"    {line}" for line in errors]
     generated = f"_Generated {md(doc['generated_at'])} by backup-readiness {md(doc['pipe_version'])}._"
     lines += ["", f"**{md(console.verdict_line(doc))}**", generated, ""]
     return "\n".join(lines)
@@ -97,11 +109,26 @@ def _case(suite: ET.Element, name: str, side: dict[str, Any], guidance: list[str
     return 0, 0, 0
 
 
-def junit(doc: dict[str, Any]) -> ET.ElementTree:
-    suite = ET.Element("testsuite", name=xml(f"backup-readiness ({doc['profile']})"))
-    counts = [0, 0, 0]
-    cases = 0
-    for cat in doc.get("categories", []):
+def _counted(suite: ET.Element, counts: list[int], cases: int) -> list[int]:
+    suite.set("tests", str(cases))
+    suite.set("failures", str(counts[0]))
+    suite.set("errors", str(counts[1]))
+    suite.set("skipped", str(counts[2]))
+    return [cases, *counts]
+
+
+def _suite(root: ET.Element, doc: dict[str, Any], ws: dict[str, Any]) -> list[int]:
+    """One workspace's test suite: a case per category side, or one failing case when the
+    credential cannot see the workspace."""
+    suite = ET.SubElement(root, "testsuite", name=xml(f"backup-readiness {ws['workspace']} ({doc['profile']})"))
+    counts, cases = [0, 0, 0], 0
+    if ws.get("error"):
+        case = ET.SubElement(suite, "testcase", classname="backup-readiness", name="workspace", time="0")
+        ET.SubElement(case, "failure", message=xml(ws["error"]["message"]), type="not-visible").text = xml(
+            ws["error"]["fix"]
+        )
+        return _counted(suite, [1, 0, 0], 1)
+    for cat in ws.get("categories", []):
         sides = [("backup", cat["details"]["backup"])]
         if doc.get("check_restore"):
             sides.append(("restore", cat["details"]["restore"]))
@@ -109,19 +136,26 @@ def junit(doc: dict[str, Any]) -> ET.ElementTree:
             result = _case(suite, f"{side_name}: {cat['title']} [{cat['id']}]", side, cat["guidance"])
             counts = [a + b for a, b in zip(counts, result, strict=True)]
             cases += 1
+    return _counted(suite, counts, cases)
+
+
+def junit(doc: dict[str, Any]) -> ET.ElementTree:
+    """<testsuites>: one suite per workspace, or one suite holding the run's error."""
+    root = ET.Element("testsuites", name="backup-readiness")
+    totals = [0, 0, 0, 0]
+    for ws in doc.get("workspaces") or []:
+        totals = [a + b for a, b in zip(totals, _suite(root, doc, ws), strict=True)]
     if doc.get("error"):
+        suite = ET.SubElement(root, "testsuite", name=xml(f"backup-readiness ({doc['profile']})"))
         case = ET.SubElement(suite, "testcase", classname="backup-readiness", name="configuration", time="0")
         problems = "\n".join(f"{p['variable']}: {p['message']} Fix: {p['fix']}" for p in doc["error"]["problems"])
         ET.SubElement(case, "error", message=xml(doc["error"]["message"]), type=xml(doc["verdict"])).text = xml(
             problems or doc["error"]["fix"]
         )
-        counts[1] += 1
-        cases += 1
-    suite.set("tests", str(cases))
-    suite.set("failures", str(counts[0]))
-    suite.set("errors", str(counts[1]))
-    suite.set("skipped", str(counts[2]))
-    return ET.ElementTree(suite)
+        totals = [a + b for a, b in zip(totals, _counted(suite, [0, 1, 0], 1), strict=True)]
+    for name, value in zip(("tests", "failures", "errors", "skipped"), totals, strict=True):
+        root.set(name, str(value))
+    return ET.ElementTree(root)
 
 
 def junit_bytes(doc: dict[str, Any]) -> bytes:

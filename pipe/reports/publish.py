@@ -85,10 +85,13 @@ def post_insights(doc: dict[str, Any], config: Config, deadline: float) -> None:
         log.warning("Code Insights skipped: BITBUCKET_COMMIT, BITBUCKET_REPO_SLUG or the workspace is not set.")
         return
     budget = max(0.0, deadline - time.monotonic()) + GRACE
-    failure = insights.post(
+    posted = insights.post(
         doc, config.repo_workspace, config.repo_slug, config.commit, config.code_insights_proxy, budget
     )
-    if failure:
-        log.warning("Code Insights report not posted: %s. The verdict stands.", failure)
-    else:
-        log.info("Code Insights report posted on commit %s.", config.commit[:12])
+    if posted.failure:
+        log.warning("Code Insights report not posted: %s. The verdict stands.", posted.failure)
+        return
+    notes = f" with {posted.annotated} annotation(s)" if posted.annotated else ""
+    log.info("Code Insights report posted on commit %s%s.", config.commit[:12], notes)
+    if posted.annotation_failure:
+        log.warning("Code Insights annotations not all posted: %s. The verdict stands.", posted.annotation_failure)

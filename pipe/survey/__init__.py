@@ -8,7 +8,12 @@ Everything here only reads. The steps, each in its module with named results:
     reads      one live read per probe operation of the catalog: ProbeResult by Operation
     git        git ls-remote in a sealed room: GitResult
 
-`survey` runs them and returns Evidence (survey.evidence), plain data for the assessment.
+    workspaces which workspaces WORKSPACE '*' means: GET /user/workspaces (never for an access token)
+
+`survey` runs them for every workspace of WORKSPACE, side by side on one client (one CONCURRENCY
+bound, one TIMEOUT), and returns one Evidence (survey.evidence) per workspace, plain data for the
+assessment; a workspace the credential cannot see is an Unseen in its place, naming the fix, and
+never stops the others. With one workspace named, not seeing it ends the run as before (exit 2).
 """
 
 from __future__ import annotations
@@ -20,16 +25,16 @@ from collections.abc import Callable
 from pipe.catalog import Catalog, Operation
 from pipe.client import Client
 from pipe.credential import Credential, Kind
-from pipe.survey import auth, git, grants, inventory, reads
-from pipe.survey.evidence import Evidence, ProbeResult
+from pipe.survey import auth, git, grants, inventory, reads, workspaces
+from pipe.survey.evidence import Evidence, ProbeResult, Unseen
 from pipe.variables import Config
 
 
 async def survey(
     config: Config, credential: Credential, catalog: Catalog, started: float, on_secret: Callable[[str], None]
-) -> Evidence:
-    """Everything the credential proves, within TIMEOUT from `started`. `on_secret` receives a
-    secret learnt on the way (the OAuth access token), so that the reports redact it too."""
+) -> list[Evidence | Unseen]:
+    """Everything the credential proves in each workspace, within TIMEOUT from `started`. `on_secret`
+    receives a secret learnt on the way (the OAuth access token), so that the reports redact it too."""
     scope_evidence = grants.ScopeEvidence()
     client = Client(
         config.api_url,
@@ -47,7 +52,40 @@ async def survey(
         if token:
             on_secret(token)
         client.authorize(auth.credentials(credential, token))
-        return await _survey(client, config, credential, catalog, scope_evidence, token, started)
+        names = await _workspaces(client, config, credential)
+        several = config.several or len(names) > 1
+
+        async def one(workspace: str) -> Evidence | Unseen:
+            try:
+                return await _survey(
+                    client, config.for_workspace(workspace), credential, catalog, scope_evidence, token, started
+                )
+            except auth.NotVisible as exc:
+                if not several:
+                    raise
+                return Unseen(workspace, exc.message, exc.fix)
+
+        try:
+            async with asyncio.TaskGroup() as group:  # a refused credential stops every workspace at once
+                tasks = [group.create_task(one(workspace)) for workspace in names]
+        except* Exception as failed:  # noqa: BLE001 - the first failure ends the run, as with one workspace
+            raise failed.exceptions[0] from None
+        return [task.result() for task in tasks]
+
+
+async def _workspaces(client: Client, config: Config, credential: Credential) -> list[str]:
+    """The workspaces to check: those WORKSPACE names, or with '*' every one the credential is a
+    member of, and any a REPOSITORIES entry names besides (so that it is reported, not dropped)."""
+    if not config.every_workspace:
+        return list(config.workspaces)
+    if credential.kind is Kind.ACCESS_TOKEN:
+        names = workspaces.of_access_token(config)
+    else:
+        try:
+            names = await workspaces.member_of(client, credential)
+        except workspaces.Unauthorized:
+            raise auth.rejected(credential) from None
+    return list(dict.fromkeys(names + [owner for owner, _ in config.wanted]))
 
 
 async def _survey(

@@ -94,6 +94,16 @@ async def oauth_token(config: Config, credential: Credential, grants: ScopeEvide
     return token
 
 
+class NotVisible(CredentialError):
+    """The workspace was not found or the credential cannot see it: with several workspaces this
+    is that workspace's section of the report (pipe.survey), not the end of the run."""
+
+
+def rejected(credential: Credential) -> CredentialError:
+    """A 401: the credential itself was refused (also when listing the workspaces of WORKSPACE '*')."""
+    return _rejected(credential)
+
+
 def _rejected(credential: Credential) -> CredentialError:
     if credential.kind is Kind.API_TOKEN and credential.auth_scheme == "bearer":
         return CredentialError(
@@ -150,7 +160,7 @@ async def authenticate(client: Client, credential: Credential, workspace: str, g
     if space.status == 401:
         raise _rejected(credential)
     if space.status == 404:
-        raise CredentialError(
+        raise NotVisible(
             f"Workspace '{workspace}' was not found, or this credential cannot see it.",
             "Check WORKSPACE (the ID in bitbucket.org/<workspace>/). An access token only sees the "
             "workspace it was created in; a user must be a member of the workspace.",

@@ -68,6 +68,16 @@ class Evidence:
     elapsed: float = 0.0
 
 
+@dataclass(frozen=True)
+class Unseen:
+    """A workspace of several that the credential cannot see (404): its section of the report names
+    it with the fix, and the other workspaces are still checked."""
+
+    workspace: str
+    message: str
+    fix: str
+
+
 def json_body(reply: Reply, endpoint: str) -> Any:
     """The parsed body, or ShapeError when there is none to read (the client never keeps a body
     that is not JSON: only its media type is named)."""
