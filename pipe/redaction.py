@@ -56,11 +56,21 @@ def percent_every_byte(raw: bytes) -> str:
     return "".join(f"%{b:02X}" for b in raw)
 
 
+def secret_bytes(secret: str) -> bytes:
+    """The bytes a secret stands for; never fails. A variable holding a byte that is not UTF-8
+    reaches Python as a lone surrogate (os.environ decodes with surrogateescape), which gives the
+    byte back; any other lone surrogate (a server-issued token) is kept as it is (surrogatepass)."""
+    try:
+        return secret.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return secret.encode("utf-8", "surrogatepass")
+
+
 def secret_forms(secret: str) -> set[str]:
     """The secret and the encodings in which it travels whole (Basic auth, URLs)."""
-    raw = secret.encode("utf-8", "surrogatepass")  # a server-issued token may hold anything
+    raw = secret_bytes(secret)  # quote() of the str would fail on a lone surrogate: its bytes never do
     every = percent_every_byte(raw)
-    forms = {secret, quote(secret, safe=""), base64.b64encode(raw).decode(), every, every.lower()}
+    forms = {secret, quote(raw, safe=""), base64.b64encode(raw).decode(), every, every.lower()}
     return {form for form in forms if len(form) >= 4}
 
 
@@ -104,10 +114,10 @@ class Redactor:
         if not secret:
             return
         self._exact(secret_forms(secret))
-        every = percent_every_byte(secret.encode("utf-8", "surrogatepass"))
-        for form in (secret, quote(secret, safe=""), quote(secret, safe="/"), quote_plus(secret), every):
+        raw = secret_bytes(secret)
+        for form in (secret, quote(raw, safe=""), quote(raw, safe="/"), quote_plus(raw), percent_every_byte(raw)):
             self._folded |= _grams(form.translate(ASCII_LOWER))
-        self._encoded |= _base64_grams(secret.encode("utf-8", "surrogatepass"))
+        self._encoded |= _base64_grams(raw)
 
     def add_pair(self, user: str, secret: str) -> None:
         """The Basic-auth pair "user:secret", masked whole; its runs are the secret's (added

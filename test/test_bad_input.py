@@ -3,10 +3,20 @@ a message that names the variable and says how to fix it, never a traceback."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
 import pytest
 
+from pipe.redaction import Redactor
 from test.conftest import ACCESS_TOKEN, API_TOKEN, EMAIL, OAUTH_ID, OAUTH_SECRET, api_token
 
+ROOT = Path(__file__).resolve().parents[1]
 API = {"BITBUCKET_EMAIL": EMAIL, "BITBUCKET_API_TOKEN": API_TOKEN}
 ACCESS = {"BITBUCKET_ACCESS_TOKEN": ACCESS_TOKEN}
 OAUTH = {"BITBUCKET_OAUTH_CLIENT_ID": OAUTH_ID, "BITBUCKET_OAUTH_CLIENT_SECRET": OAUTH_SECRET}
@@ -200,3 +210,56 @@ def test_the_secret_in_a_whitespace_token_is_not_echoed(sim, run_pipe):
     assert_refused(run, sim, ("BITBUCKET_API_TOKEN",))
     for part in (API_TOKEN[:20], API_TOKEN[20:]):
         assert part not in run.out + run.err
+
+
+NOT_UTF8 = {  # variable: the credential it belongs to
+    "BITBUCKET_API_TOKEN": API,
+    "BITBUCKET_EMAIL": API,
+    "BITBUCKET_ACCESS_TOKEN": ACCESS,
+    "BITBUCKET_OAUTH_CLIENT_SECRET": OAUTH,
+    "BITBUCKET_OAUTH_CLIENT_ID": OAUTH,
+    "WORKSPACE": API,
+    "REPOSITORIES": API,
+}
+
+
+@pytest.mark.parametrize("name", NOT_UTF8)
+def test_a_variable_that_is_not_utf8_is_named_with_reports(sim, tmp_path, name):
+    """A byte that is not UTF-8 reaches Python as a lone surrogate (os.environ decodes with
+    surrogateescape), which no encoder takes: exit 2 naming the variable, never a traceback, and
+    report.json and the JUnit file still written. The pipe runs as a process: only a real
+    environment holds bytes."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+        "WORKSPACE": "acme",
+        "CODE_INSIGHTS": "false",
+        "NO_COLOR": "1",
+        "BITBUCKET_API_URL": sim.api_url,
+        "BITBUCKET_GIT_URL": sim.git_url,
+        "BITBUCKET_OAUTH_TOKEN_URL": sim.oauth_token_url,
+        **NOT_UTF8[name],
+    }
+    raw = {k.encode(): v.encode() for k, v in env.items()}
+    raw[name.encode()] = env.get(name, "repo-0000").encode()[:30] + b"\xff" + env.get(name, "").encode()[30:]
+    done = subprocess.run([sys.executable, "-m", "pipe"], cwd=tmp_path, env=raw, capture_output=True, timeout=60)
+    out = (done.stdout + done.stderr).decode("utf-8")  # strict: the log is UTF-8 whatever came in
+    assert "Traceback" not in out and "Internal error" not in out, out
+    assert done.returncode == 2, out
+    assert f"{name}: " in out and "not UTF-8" in out, out
+    report = json.loads((tmp_path / "backup-readiness" / "report.json").read_text(encoding="utf-8"))
+    assert report["exit_code"] == 2 and name in {p["variable"] for p in report["error"]["problems"]}, report
+    ET.parse(tmp_path / "test-results" / "backup-readiness.xml")
+    assert sim.requests == [], [r.path for r in sim.requests]
+    for secret in (API_TOKEN, ACCESS_TOKEN, OAUTH_SECRET):
+        assert not any(secret[i : i + 8] in out for i in range(len(secret) - 7)), "a part of a secret was shown"
+
+
+def test_the_redactor_takes_a_secret_with_any_lone_surrogate():
+    """Built before the variables are checked, it must take them as they came: a byte that is not
+    UTF-8 (surrogateescape) or a lone surrogate of any other kind, and still mask the rest."""
+    token = API_TOKEN[:30] + "\udcff" + API_TOKEN[30:]
+    redactor = Redactor.for_variables({"BITBUCKET_API_TOKEN": token, "BITBUCKET_EMAIL": EMAIL + "\ud800"})
+    raw = API_TOKEN[:30].encode() + b"\xff" + API_TOKEN[30:].encode()
+    shown = redactor(f"{API_TOKEN[2:14]} {API_TOKEN[31:45]} {base64.b64encode(raw).decode()} {token}")
+    assert len(shown.split()) == 4 and set(shown.replace(" ", "")) == {"*"}, shown  # masks only
