@@ -11,14 +11,17 @@ import ipaddress
 import os
 import posixpath
 import re
+import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from bitbucket_pipes_toolkit import ArrayVariable
 
+from pipe import profiles as profiles_module
 from pipe.errors import ConfigError, Problem
+from pipe.profiles import Profile
 from pipe.redaction import ATLASSIAN_TOKEN, SECRET_VARIABLES, SURROGATE
 
 CREDENTIAL_VARIABLES = (
@@ -33,6 +36,7 @@ CREDENTIAL_VARIABLES = (
 SETTING_VARIABLES = (
     "WORKSPACE",
     "PROFILE",
+    "PROFILE_FILE",
     "REQUIRE",
     "CHECK_RESTORE",
     "REPOSITORIES",
@@ -96,13 +100,18 @@ def not_utf8(values: Mapping[str, str]) -> list[Problem]:
     ]
 
 
+ANY_WORKSPACE = "*"
+
+
 @dataclass(frozen=True)
 class Config:
+    # The workspace one survey is about, and its REPOSITORIES slugs: those of the run's Config are
+    # the first named workspace's; `for_workspace` gives each workspace's own (see pipe.survey).
     workspace: str
     api_url: str
     git_url: str
     oauth_token_url: str
-    profile: str
+    profile: Profile  # built in or from PROFILE_FILE (its `source` says which)
     require: tuple[str, ...]
     check_restore: bool
     repositories: tuple[str, ...]
@@ -114,6 +123,22 @@ class Config:
     commit: str | None
     repo_slug: str | None
     repo_workspace: str | None
+    # Every workspace WORKSPACE names, in its order; empty with WORKSPACE '*' (every_workspace).
+    workspaces: tuple[str, ...] = ()
+    every_workspace: bool = False
+    # Every REPOSITORIES entry as (workspace, slug).
+    wanted: tuple[tuple[str, str], ...] = ()
+    home_workspace: str | None = None  # BITBUCKET_WORKSPACE: an access token's one workspace for '*'
+
+    @property
+    def several(self) -> bool:
+        """More than one workspace may be checked: each then gets its own section."""
+        return self.every_workspace or len(self.workspaces) > 1
+
+    def for_workspace(self, workspace: str) -> Config:
+        """The Config of one workspace's survey: its name and its REPOSITORIES slugs."""
+        slugs = tuple(slug for owner, slug in self.wanted if owner == workspace)
+        return replace(self, workspace=workspace, repositories=slugs)
 
 
 class _Reader:
@@ -221,15 +246,9 @@ def _is_a_secret(reader: _Reader, value: str) -> bool:
     return any(secret and secret.strip() and secret.strip() in value for secret in secrets)
 
 
-def _workspace(reader: _Reader) -> str:
-    workspace = (reader.raw("WORKSPACE") or reader.raw("BITBUCKET_WORKSPACE") or "").strip()
-    if not workspace:
-        reader.problem(
-            "WORKSPACE",
-            "is not set, and BITBUCKET_WORKSPACE is not available.",
-            "Set WORKSPACE to the workspace ID from bitbucket.org/<workspace>/.",
-        )
-    elif ATLASSIAN_TOKEN.search(workspace) or _is_a_secret(reader, workspace):  # never sent or echoed
+def _workspace_problem(reader: _Reader, workspace: str) -> bool:
+    """Whether one WORKSPACE entry is wrong (the problem is then recorded, never echoing it)."""
+    if ATLASSIAN_TOKEN.search(workspace) or _is_a_secret(reader, workspace):  # never sent or echoed
         reader.problem(
             "WORKSPACE",
             "holds a token or secret, not a workspace ID.",
@@ -238,33 +257,79 @@ def _workspace(reader: _Reader) -> str:
     elif not WORKSPACE_RE.match(workspace):
         reader.problem(
             "WORKSPACE",
-            "is not a valid workspace ID (letters, digits, - and _ only).",
-            "Use the ID from the workspace URL, bitbucket.org/<workspace>/.",
+            "is not a valid workspace ID (letters, digits, - and _ only), a list of them, or '*'.",
+            "Use the ID from the workspace URL, bitbucket.org/<workspace>/; several as 'acme,acme-labs' "
+            "or a YAML list; '*' for every workspace the credential is a member of.",
         )
-    return workspace
+    else:
+        return False
+    return True
 
 
-def _repositories(reader: _Reader, workspace: str) -> tuple[str, ...]:
-    slugs = []
+def _workspaces(reader: _Reader) -> tuple[tuple[str, ...], bool]:
+    """(the workspaces named, whether WORKSPACE is '*'): one ID, a list ('acme,acme-labs' or a
+    YAML list), or '*' for every workspace the credential is a member of."""
+    pipelines = (reader.raw("BITBUCKET_WORKSPACE") or "").strip()
+    named = reader.listing("WORKSPACE") or ((pipelines,) if pipelines else ())
+    if not named:
+        reader.problem(
+            "WORKSPACE",
+            "is not set, and BITBUCKET_WORKSPACE is not available.",
+            "Set WORKSPACE to the workspace ID from bitbucket.org/<workspace>/.",
+        )
+        return (), False
+    whole = " ".join(named)
+    if ATLASSIAN_TOKEN.search(whole) or _is_a_secret(reader, whole):  # split or not, never sent or echoed
+        _workspace_problem(reader, whole)
+        return (), False
+    if ANY_WORKSPACE in named:
+        if len(named) > 1:
+            reader.problem(
+                "WORKSPACE", "mixes '*' with workspace IDs.", "Use '*' alone, or list the workspaces without it."
+            )
+        return (), True
+    if any(_workspace_problem(reader, workspace) for workspace in named):
+        return (), False
+    return tuple(dict.fromkeys(named)), False
+
+
+def _repositories(reader: _Reader, workspaces: tuple[str, ...], every: bool) -> tuple[tuple[str, str], ...]:
+    """REPOSITORIES as (workspace, slug). With one workspace a slug alone is enough; with several
+    (or '*') every entry names its workspace, workspace/slug, so that none is checked in the wrong one."""
+    several = every or len(workspaces) > 1
+    shown_names = ", ".join(workspaces) if workspaces else "the credential's workspaces"
+    wanted = []
     for item in reader.listing("REPOSITORIES"):
         owner, _, slug = item.rpartition("/")
         secret = bool(ATLASSIAN_TOKEN.search(item)) or _is_a_secret(reader, item)
-        if (owner and owner != workspace) or not SLUG_RE.match(slug) or secret:
-            shown = "an entry (a token or secret?)" if secret else f"entry {item[:80]!r}"
+        shown = "an entry (a token or secret?)" if secret else f"entry {item[:80]!r}"
+        if several and not owner and not secret and SLUG_RE.match(slug):
             reader.problem(
                 "REPOSITORIES",
-                f"{shown} is not a repository of {workspace}.",
-                "List repository slugs (my-repo) or full names (workspace/my-repo).",
+                f"{shown} names no workspace; with several workspaces each entry is workspace/slug.",
+                f"Write it as workspace/{slug[:80]}, e.g. {(workspaces or ('acme',))[0]}/{slug[:80]}.",
             )
             continue
-        slugs.append(slug.lower())
-    return tuple(dict.fromkeys(slugs))
+        owner = owner or (workspaces[0] if workspaces else "")
+        known = (every and WORKSPACE_RE.match(owner)) or owner in workspaces
+        if not known or not SLUG_RE.match(slug) or secret:
+            reader.problem(
+                "REPOSITORIES",
+                f"{shown} is not a repository of {shown_names}.",
+                "List repository slugs (my-repo) or full names (workspace/my-repo) of the workspaces in WORKSPACE.",
+            )
+            continue
+        wanted.append((owner, slug.lower()))
+    return tuple(dict.fromkeys(wanted))
 
 
-def _profile(reader: _Reader, profiles: tuple[str, ...], categories: tuple[str, ...]):
-    profile = (reader.raw("PROFILE") or DEFAULT_PROFILE).strip().lower()
-    if profile not in profiles:
-        shown = repr(profile) if PLAIN_ID_RE.match(profile) else "the value"  # never echo a pasted secret
+def _profile(
+    reader: _Reader, profiles: Mapping[str, Profile], categories: tuple[str, ...]
+) -> tuple[Profile | None, tuple[str, ...]]:
+    name = (reader.raw("PROFILE") or DEFAULT_PROFILE).strip().lower()
+    profile = profiles.get(name)
+    if profile is None:
+        shown = repr(name) if PLAIN_ID_RE.match(name) else "the value"  # never echo a pasted secret
         reader.problem("PROFILE", f"{shown} is not a known profile.", f"Use one of: {', '.join(profiles)}.")
     require = tuple(item.lower() for item in reader.listing("REQUIRE"))
     unknown = [item for item in require if item not in categories]
@@ -272,6 +337,68 @@ def _profile(reader: _Reader, profiles: tuple[str, ...], categories: tuple[str, 
         shown = ", ".join(repr(u) if PLAIN_ID_RE.match(u) else "(a value that is not an id)" for u in unknown)
         reader.problem("REQUIRE", f"unknown category {shown}.", f"Use ids from: {', '.join(categories)}.")
     return profile, tuple(r for r in require if r in categories)
+
+
+PROFILE_FORM = (
+    "Write it as the built-in profiles are written (pipe/catalog.yml): profiles:, then per profile a "
+    "lower-case name with description:, backup: [category ids], and optionally restore: [...] and reference:."
+)
+
+
+def _profile_text(reader: _Reader, root: str) -> tuple[str, str] | None:
+    """(the relative path, the text) of PROFILE_FILE, or None with the problem recorded. Like
+    OUTPUT_JSON it must lie inside the working directory (output_path's rule), and its real
+    location too: a symbolic link out of the clone is not read."""
+    value = reader.raw("PROFILE_FILE")
+    if value is None:
+        return None
+    relative, problem = output_path(value, root)
+    if problem or ATLASSIAN_TOKEN.search(value) or _is_a_secret(reader, value):
+        reader.problem(
+            "PROFILE_FILE",
+            "must be a file path inside the working directory (the clone directory in Pipelines), without '..'.",
+            'Use a path relative to the repository root, e.g. PROFILE_FILE: "backup-profiles.yml".',
+        )
+        return None
+    base = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(base, relative))
+    fix = f"Commit the file at {relative} (relative to the repository root), or correct PROFILE_FILE."
+    if os.path.commonpath([base, real]) != base:
+        reader.problem("PROFILE_FILE", "is a symbolic link out of the working directory.", fix)
+        return None
+    try:
+        with open(real, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                reader.problem("PROFILE_FILE", f"{relative} is not a file.", fix)
+                return None
+            data = stream.read(profiles_module.MAX_FILE_BYTES + 1)
+    except OSError:
+        reader.problem("PROFILE_FILE", f"{relative} was not found or cannot be read.", fix)
+        return None
+    if len(data) > profiles_module.MAX_FILE_BYTES:
+        limit = profiles_module.MAX_FILE_BYTES // 1024
+        reader.problem("PROFILE_FILE", f"{relative} is larger than {limit} KiB.", PROFILE_FORM)
+        return None
+    try:
+        return relative, data.decode("utf-8")
+    except UnicodeDecodeError:
+        reader.problem("PROFILE_FILE", f"{relative} is not UTF-8 text.", "Save the file as UTF-8.")
+        return None
+
+
+def _file_profiles(reader: _Reader, built_in: Mapping[str, Profile], categories: tuple[str, ...]) -> dict[str, Profile]:
+    """The built-in profiles and those of PROFILE_FILE; a problem in the file names its line."""
+    found = _profile_text(reader, os.getcwd())
+    if found is None:
+        return dict(built_in)
+    relative, text = found
+    try:
+        own = profiles_module.parse(text, categories, source=f"PROFILE_FILE {relative}", reserved=built_in)
+    except profiles_module.ProfileError as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        reader.problem("PROFILE_FILE", f"{where}{exc.message}", PROFILE_FORM)
+        return dict(built_in)
+    return {**built_in, **own}
 
 
 OUTPUT_PROBLEM = Problem(
@@ -305,22 +432,31 @@ def _output_json(reader: _Reader) -> str:
     return path
 
 
-def read_config(values: Mapping[str, str], profiles: tuple[str, ...], categories: tuple[str, ...]) -> Config:
-    """Parse the variables; raise ConfigError listing every problem found."""
+def _home(reader: _Reader) -> str | None:
+    """BITBUCKET_WORKSPACE when it is a workspace ID (Pipelines sets it; anything else is not used)."""
+    home = (reader.raw("BITBUCKET_WORKSPACE") or "").strip()
+    return home if WORKSPACE_RE.match(home) and not _is_a_secret(reader, home) else None
+
+
+def read_config(values: Mapping[str, str], profiles: Mapping[str, Profile], categories: tuple[str, ...]) -> Config:
+    """Parse the variables; raise ConfigError listing every problem found. `profiles` are the
+    built-in ones; PROFILE may also name one of PROFILE_FILE's."""
     not_text = not_utf8(values)
     reader = _Reader({k: SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v for k, v in values.items()})
-    workspace = _workspace(reader)
-    profile, require = _profile(reader, profiles, categories)
+    workspaces, every = _workspaces(reader)
+    wanted = _repositories(reader, workspaces, every)
+    workspace = workspaces[0] if workspaces else ""
+    profile, require = _profile(reader, _file_profiles(reader, profiles, categories), categories)
     in_pipelines = bool(reader.raw("BITBUCKET_BUILD_NUMBER") and reader.raw("BITBUCKET_COMMIT"))
     config = Config(
         workspace=workspace,
         api_url=reader.url("BITBUCKET_API_URL", DEFAULT_API_URL),
         git_url=reader.url("BITBUCKET_GIT_URL", DEFAULT_GIT_URL),
         oauth_token_url=reader.url("BITBUCKET_OAUTH_TOKEN_URL", DEFAULT_TOKEN_URL),
-        profile=profile,
+        profile=profile or profiles[DEFAULT_PROFILE],  # a problem is recorded when it is None
         require=require,
         check_restore=reader.boolean("CHECK_RESTORE", False),
-        repositories=_repositories(reader, workspace),
+        repositories=tuple(slug for owner, slug in wanted if owner == workspace),
         concurrency=reader.number("CONCURRENCY", 8, 1, 64),
         timeout=reader.number("TIMEOUT", 300, 5, 3600, cast=float),
         code_insights=reader.boolean("CODE_INSIGHTS", in_pipelines),
@@ -330,6 +466,10 @@ def read_config(values: Mapping[str, str], profiles: tuple[str, ...], categories
         commit=reader.raw("BITBUCKET_COMMIT"),
         repo_slug=reader.raw("BITBUCKET_REPO_SLUG"),
         repo_workspace=reader.raw("BITBUCKET_REPO_OWNER") or reader.raw("BITBUCKET_WORKSPACE"),
+        workspaces=workspaces,
+        every_workspace=every,
+        wanted=wanted,
+        home_workspace=_home(reader),
     )
     # DEBUG is checked with the others (a wrong value is a problem named like any), but pipe.logs
     # reads it itself: the log level is needed before the variables are checked.
