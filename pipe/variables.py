@@ -408,6 +408,22 @@ OUTPUT_PROBLEM = Problem(
 )
 
 
+def _below(path: PurePosixPath, root: str) -> PurePosixPath | None:
+    """The part of absolute `path` below the directory `root`, or None when it is not inside.
+    The clone directory as the user wrote it may pass through a symbolic link (root is the real
+    path), so the shortest ancestor of `path` that resolves to `root` is where it enters; what
+    lies below stays as written (the writer refuses a link there)."""
+    base = PurePosixPath(posixpath.normpath(root))
+    if path.is_relative_to(base):
+        return path.relative_to(base)
+    real = os.path.realpath(root)
+    for depth in range(2, len(path.parts)):  # never the file itself: its parent at most
+        ancestor = PurePosixPath(*path.parts[:depth])
+        if ".." not in ancestor.parts and os.path.realpath(ancestor) == real:
+            return path.relative_to(ancestor)
+    return None
+
+
 def output_path(value: str | None, root: str) -> tuple[str, Problem | None]:
     """OUTPUT_JSON as a path relative to `root` (the working directory), or the default and
     the problem. Reports go only inside the clone: an absolute path elsewhere or a `..` could
@@ -416,10 +432,10 @@ def output_path(value: str | None, root: str) -> tuple[str, Problem | None]:
     text = (value or "").strip() or DEFAULT_OUTPUT
     path = PurePosixPath(text)
     if path.is_absolute():
-        base = PurePosixPath(posixpath.normpath(root))
-        if not path.is_relative_to(base):
+        below = _below(path, root)
+        if below is None:
             return DEFAULT_OUTPUT, OUTPUT_PROBLEM
-        path = path.relative_to(base)
+        path = below
     if ".." in path.parts or not path.parts or path.name in ("", ".") or any(ord(c) < 0x20 for c in text):
         return DEFAULT_OUTPUT, OUTPUT_PROBLEM
     return str(path), None

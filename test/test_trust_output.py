@@ -395,6 +395,27 @@ def test_an_absolute_output_json_inside_the_working_directory_is_accepted(start,
     assert (tmp_path / "out" / "r.md").exists()
 
 
+@pytest.mark.parametrize("target", ["the working directory", "another directory"])
+def test_an_absolute_output_json_through_a_link_to_the_working_directory(
+    start, run_pipe, tmp_path, tmp_path_factory, target
+):
+    """The clone directory as the user wrote it (BITBUCKET_CLONE_DIR) may pass through a symbolic
+    link, while the working directory is its real path: the path's ancestors are resolved before
+    they are compared, never what lies below the working directory (the writer refuses links)."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    link = tmp_path_factory.mktemp("via") / "clone"
+    link.symlink_to(tmp_path if target == "the working directory" else elsewhere, target_is_directory=True)
+    cred = api_token()
+    run = run_pipe(start([cred]), cred, OUTPUT_JSON=str(link / "out" / "r.json"))
+    if target == "another directory":
+        assert run.code == 2 and "OUTPUT_JSON: must be a file path inside the working directory" in run.output
+        assert not list(elsewhere.iterdir()), "a report was written outside the working directory"
+        return
+    assert run.code == 0, run.output
+    assert json.loads((tmp_path / "out" / "r.json").read_text())["verdict"] == "ready"
+    assert (tmp_path / "out" / "r.md").exists()
+
+
 @pytest.mark.parametrize(
     "planted", ["backup-readiness/report.json", "backup-readiness/report.md", "test-results/backup-readiness.xml"]
 )
