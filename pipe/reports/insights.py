@@ -32,7 +32,7 @@ def _sentences(items: list[dict[str, Any]]) -> list[str]:
     """The items run into one paragraph: each ends as a sentence, a heading the log follows with
     bullets or steps with a colon."""
     texts = []
-    for item, after in zip(items, [*items[1:], None], strict=True):
+    for item, after in zip(items, [*items[1:], None][: len(items)], strict=True):
         text = item["text"]
         if not text.endswith((".", ":", "!", "?")):
             heading = item["layout"] == "paragraph" and after is not None and after["layout"] != "paragraph"
@@ -224,13 +224,17 @@ def _admin_notes(ws: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def annotations(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
-    """(the annotations to post, at most MAX_ANNOTATIONS; how many findings are left without one)."""
+    """(the annotations to post, at most MAX_ANNOTATIONS; how many findings are left without one):
+    each missing scope, each workspace the credential cannot see, each repository without admin."""
     if doc.get("error"):
         return [], 0
     spaces = doc.get("workspaces") or []
     notes = _scope_notes(spaces)
     unnamed = 0
     for ws in spaces:
+        if ws.get("error"):  # a workspace the credential cannot see: all of it would be missed
+            summary = f"Workspace {ws['workspace']}: {ws['error']['message']}"
+            notes.append(_annotation("workspace", ws["workspace"], summary, True, ws["error"]["fix"]))
         admin = _admin_notes(ws)
         notes += admin
         unnamed += max(0, (ws.get("admin_gap") or {}).get("repositories", 0) - len(admin))
