@@ -367,10 +367,10 @@ def _profile_text(reader: _Reader, root: str) -> tuple[str, str] | None:
         reader.problem("PROFILE_FILE", "is a symbolic link out of the working directory.", fix)
         return None
     try:
+        if not stat.S_ISREG(os.stat(real).st_mode):  # a folder, a device, a pipe: never read
+            reader.problem("PROFILE_FILE", f"{relative} is not a file.", fix)
+            return None
         with open(real, "rb") as stream:
-            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-                reader.problem("PROFILE_FILE", f"{relative} is not a file.", fix)
-                return None
             data = stream.read(profiles_module.MAX_FILE_BYTES + 1)
     except OSError:
         reader.problem("PROFILE_FILE", f"{relative} was not found or cannot be read.", fix)
