@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from pipe import profiles as profiles_module
 from pipe import scopes
 
 CATALOG_FILE = Path(__file__).with_name("catalog.yml")
@@ -58,11 +59,8 @@ class Category:
         return tuple(op for op in self.read if op.probe)
 
 
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    description: str
-    backup: tuple[str, ...]
+# One Profile type and one checker for the built-in profiles and a team's PROFILE_FILE.
+Profile = profiles_module.Profile
 
 
 @dataclass(frozen=True)
@@ -105,9 +103,9 @@ def _category(raw: dict) -> Category:
 
 @cache
 def load(path: Path = CATALOG_FILE) -> Catalog:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    profiles = {
-        name: Profile(name=name, description=p["description"], backup=tuple(p["backup"]))
-        for name, p in raw["profiles"].items()
-    }
-    return Catalog(categories=tuple(_category(c) for c in raw["categories"]), profiles=profiles)
+    text = path.read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    categories = tuple(_category(c) for c in raw["categories"])
+    # The built-in profiles go through the checker a PROFILE_FILE does: one form, one set of rules.
+    profiles = profiles_module.parse(text, tuple(c.id for c in categories))
+    return Catalog(categories=categories, profiles=profiles)
