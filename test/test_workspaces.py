@@ -236,3 +236,19 @@ def test_one_timeout_for_every_workspace(start, run_pipe):
     assert [ws["verdict"] for ws in run.report["workspaces"]] == ["ready", "inconclusive"]
     assert run.category("pull-requests", "acme-labs")["backup"] == "unknown"
     assert run.report["duration_seconds"] < 12
+
+
+def test_a_bad_workspace_list_is_a_configuration_error_that_echoes_no_secret(start, run_pipe):
+    cred = api_token()
+    sim = start([cred], two_workspaces())
+    for value, says in (
+        (f"acme,{cred.secret}", "WORKSPACE: holds a token or secret, not a workspace ID."),
+        ("acme,*", "WORKSPACE: mixes '*' with workspace IDs."),
+        ("acme,acme labs!", "WORKSPACE: is not a valid workspace ID"),
+    ):
+        run = run_pipe(sim, cred, WORKSPACE=value)
+        assert run.code == 2, run.output
+        assert says in run.output
+        assert cred.secret[:8] not in run.output + json.dumps(run.report)
+        assert run.report["workspaces"] == []
+    assert api_paths(sim) == []
