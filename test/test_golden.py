@@ -1,4 +1,4 @@
-"""Golden outputs: the step log and report.json of six scenarios, compared exactly with test/golden/.
+"""Golden outputs: the step log and report.json of seven scenarios, compared exactly with test/golden/.
 
 Any change of wording, guidance or verdict shows here as a failing test and, once accepted, as a diff of
 the files in review. After a deliberate change, rewrite the expected files and read the diff:
@@ -24,7 +24,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from test.conftest import ALL_READ, Run, access_token, api_token, oauth
+from test.conftest import ALL_READ, Run, access_token, api_token, oauth, workspace
 from test.simulator import Credential, Fault, Simulator, Workspace
 from test.simulator.scenarios import demo
 
@@ -63,6 +63,13 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
     # Bitbucket answers 503 on every pull request list: a required category cannot be judged.
     "outage": lambda: Scenario(api_token(), faults=[Fault(r"/pullrequests$", "status", status=503, times=-1)]),
     "configuration-error": lambda: Scenario(api_token(), variables={"BITBUCKET_EMAIL": "acme-backup"}),
+    # Three workspaces in one step: acme ready, acme-labs without admin on two repositories, ghost not
+    # visible to the credential (issue 13): a section for each, the step's verdict the worst.
+    "three-workspaces": lambda: Scenario(
+        api_token(permissions={"acme-labs/repo-0001": "read", "acme-labs/repo-0002": "write"}),
+        [workspace(slug="acme"), workspace(4, git=1, slug="acme-labs")],
+        variables={"WORKSPACE": "acme,acme-labs,ghost"},
+    ),
 }
 
 
