@@ -188,15 +188,23 @@ class Redactor:
         if isinstance(value, float):
             return value if math.isfinite(value) else None
         if isinstance(value, Mapping):
-            return {neutralise(str(k)): (self._keep(v) if k in keep else self.scrub(v, keep)) for k, v in value.items()}
+            return {
+                neutralise(str(k)): (self._keep(v, keep) if k in keep else self.scrub(v, keep))
+                for k, v in value.items()
+            }
         if isinstance(value, (list, tuple)):
             return [self.scrub(v, keep) for v in value]
         return neutralise(self(str(value)))
 
-    def _keep(self, value: Any) -> Any:
+    def _keep(self, value: Any, keep: frozenset[str]) -> Any:
+        """A kept key's value: a word, or a list of words, is only neutralised; an object under it
+        (details.backup) is judged by its own keys, so its `status` stays a word too, and its
+        free text is still redacted."""
         if isinstance(value, str):
             return neutralise(value)
-        return self.scrub(value)
+        if isinstance(value, (list, tuple)):
+            return [self._keep(v, keep) for v in value]
+        return self.scrub(value, keep)
 
 
 class RedactingFilter(logging.Filter):

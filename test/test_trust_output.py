@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
 import jsonschema
@@ -21,7 +22,7 @@ import pytest
 
 from pipe import pipe as pipe_module
 from pipe.reports import files
-from test.conftest import ALL_READ, API_TOKEN, EMAIL, api_token, oauth
+from test.conftest import ALL_READ, API_TOKEN, CLASSIC_READ, EMAIL, api_token, oauth
 from test.hostile import rewrite, tamper
 from test.simulator.server import Response
 
@@ -367,6 +368,125 @@ def test_an_oauth_token_that_is_a_report_word_does_not_change_the_report(start, 
     assert report["verdict"] == "ready" and all(c["backup"] in ("ok", "retired") for c in section["categories"])
     assert run.out.strip().endswith("✔ READY: the credential can back up everything the profile needs. (exit 0)")
     assert "# Backup readiness: ready" in (run.cwd / "backup-readiness" / "report.md").read_text()
+
+
+def _resolve(node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        node = SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def _branches(node: dict[str, Any]) -> list[Any]:
+    return [b for key in ("allOf", "anyOf", "oneOf") for b in node.get(key, [])] + [
+        node[key] for key in ("then", "else") if key in node
+    ]
+
+
+def _enum_valued(node: Any) -> bool:
+    node = _resolve(node)
+    if not isinstance(node, dict):
+        return False
+    return "enum" in node or "const" in node or ("items" in node and _enum_valued(node["items"]))
+
+
+def enum_keys(node: Any = SCHEMA) -> set[str]:
+    """Every property of the schema whose value is an enum word, or a list of them."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        found |= {key for key, sub in node.get("properties", {}).items() if _enum_valued(sub)}
+        for sub in node.values():
+            found |= enum_keys(sub)
+    elif isinstance(node, list):
+        for sub in node:
+            found |= enum_keys(sub)
+    return found
+
+
+def enum_words(node: Any = SCHEMA) -> set[str]:
+    if isinstance(node, dict):
+        words = {w for w in node.get("enum", []) if isinstance(w, str)}
+        words |= {node["const"]} if isinstance(node.get("const"), str) else set()
+        return words.union(*(enum_words(v) for k, v in node.items() if k not in ("enum", "const")))
+    if isinstance(node, list):
+        return set().union(*(enum_words(v) for v in node))
+    return set()
+
+
+def enum_values(value: Any, node: Any = SCHEMA, path: str = "") -> dict[str, Any]:
+    """{path: value} of every value of `value` the schema says is an enum word."""
+    node = _resolve(node)
+    if not isinstance(node, dict):
+        return {}
+    found = {path: value} if "enum" in node or "const" in node else {}
+    for branch in _branches(node):
+        found |= enum_values(value, branch, path)
+    if isinstance(value, dict):
+        for key, sub in node.get("properties", {}).items():
+            if key in value:
+                found |= enum_values(value[key], sub, f"{path}.{key}")
+    if isinstance(value, list) and "items" in node:
+        for index, item in enumerate(value):
+            found |= enum_values(item, node["items"], f"{path}[{index}]")
+    return found
+
+
+def test_every_enum_valued_field_of_the_schema_is_vocabulary():
+    """VOCABULARY cannot drift from the schema: a new enum field is never redacted."""
+    from pipe.reports.document import VOCABULARY
+
+    assert enum_keys() <= VOCABULARY, sorted(enum_keys() - VOCABULARY)
+    assert {"verdict", "status", "scopes_source", "needed"} <= enum_keys()  # the walk finds them
+
+
+# Every word of every enum of the schema, as a token can hold it (no spaces): a hostile OAuth
+# server can issue any of them as the access token, and the pipe must then mask that token.
+TOKEN_WORDS = sorted({part for word in enum_words() for part in word.split()})
+UNKNOWN_HOOKS = r"/hooks$"
+_CONTROL: dict[str, Any] = {}
+
+
+def _word_run(start, run_pipe, word: str | None):
+    """Pull requests missing (no scope), webhooks unknown (a wrong shape), the rest ok or retired;
+    with `word`, the OAuth server issues it as the access token."""
+    cred = oauth([s for s in CLASSIC_READ if s != "pullrequest"])
+    sim = start([cred])
+    tamper(sim, UNKNOWN_HOOKS, lambda req, response: Response(200, b"[1]", "application/json"))
+    if word is not None:
+
+        def issue(body, req):
+            sim.world.oauth_tokens[word] = sim.world.oauth_tokens[body["access_token"]]
+            return {**body, "access_token": word}
+
+        rewrite(sim, TOKEN_PATH, issue, method="POST")
+    run = run_pipe(sim, cred)
+    if word is not None:
+        assert any(r.authorization_scheme == "Bearer" and r.status == 200 for r in sim.requests), "token not used"
+    report = assert_reports_valid(run)
+    junit = ET.parse(run.cwd / "test-results" / "backup-readiness.xml").getroot()
+    # A case's name holds the category's title (free text, masked like any) and its id in brackets.
+    marks = sorted(
+        (case.get("name").split(":")[0], re.findall(r"\[([a-z-]+)\]", case.get("name")), child.tag)
+        for case in junit.iter("testcase")
+        for child in case
+        if child.tag != "system-out"
+    )
+    return run, enum_values(report), marks
+
+
+@pytest.mark.parametrize("word", TOKEN_WORDS)
+def test_an_oauth_token_equal_to_any_enum_word_changes_no_enum_field(start, run_pipe, word):
+    """A secret equal to a report word is masked in free text, never in a field of the report's
+    vocabulary: same verdict, statuses, sources, layouts and JUnit failures as with any token."""
+    if not _CONTROL:
+        run, values, marks = _word_run(start, run_pipe, None)
+        statuses = {v for k, v in values.items() if k.endswith((".backup", ".status"))}
+        assert {"missing", "unknown", "ok"} <= statuses, statuses  # the scenario holds the words it tests
+        _CONTROL.update(values=values, marks=marks, code=run.code)
+    run, values, marks = _word_run(start, run_pipe, word)
+    assert run.code == _CONTROL["code"], run.output
+    changed = {k: (_CONTROL["values"].get(k), v) for k, v in values.items() if _CONTROL["values"].get(k) != v}
+    assert values.keys() == _CONTROL["values"].keys() and not changed, changed
+    assert marks == _CONTROL["marks"], "a JUnit failure or error changed"
 
 
 # --- 4. output paths ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ VOCABULARY = frozenset(
         "verdict",
         "exit_code",
         "kind",
+        "scopes_source",
         "backup",
         "restore",
         "status",
