@@ -527,6 +527,75 @@ def test_a_ca_bundle_that_is_not_a_file_is_named(tls_sim, tmp_path):
     assert result.outcome == "failed" and "SSL_CERT_FILE" in result.reason and "missing.pem" in result.reason
 
 
+@pytest.fixture
+def ca_dir(certificates, tmp_path_factory) -> Path:
+    """The CA as an OpenSSL hashed directory, what SSL_CERT_DIR names."""
+    folder = tmp_path_factory.mktemp("cadir")
+    (folder / "proxy-ca.pem").write_bytes(Path(certificates.ca).read_bytes())
+    subprocess.run(["openssl", "rehash", str(folder)], check=True, capture_output=True)
+    return folder
+
+
+def test_a_relative_ssl_cert_file_is_trusted_by_git(tls_sim, certificates, monkeypatch, tmp_path):
+    """SSL_CERT_FILE relative to the clone directory (the pipe's working directory), as the API
+    client reads it: git runs in a temporary home of its own, so it needs the absolute path."""
+    sim, front, cred = tls_sim
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "proxy-ca.pem").write_bytes(Path(certificates.ca).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", "certs/proxy-ca.pem")
+    result = ls(front.url, cred)
+    assert result.outcome == "ok", result
+    assert [r.status for r in git_calls(sim)][-1] == 200
+
+
+def test_git_trusts_the_ca_directory_named_by_ssl_cert_dir(tls_sim, ca_dir, monkeypatch):
+    sim, front, cred = tls_sim
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(ca_dir))
+    result = ls(front.url, cred)
+    assert result.outcome == "ok", result
+    assert [r.status for r in git_calls(sim)][-1] == 200
+
+
+def test_an_untrusted_certificate_names_ssl_cert_dir_when_that_is_the_one_set(tls_sim, monkeypatch, tmp_path):
+    sim, front, cred = tls_sim
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))  # holds no CA
+    result = ls(front.url, cred)
+    assert result.outcome == "failed", result
+    assert "TLS certificate" in result.reason and f"SSL_CERT_DIR ({tmp_path})" in result.reason, result.reason
+    assert "SSL_CERT_FILE is unset" not in result.reason, result.reason
+    assert not git_calls(sim)
+
+
+def test_an_ssl_cert_dir_that_is_not_a_directory_is_named(tls_sim, monkeypatch, tmp_path):
+    sim, front, cred = tls_sim
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no-such-dir"))
+    result = ls(front.url, cred)
+    assert result.outcome == "failed" and f"SSL_CERT_DIR ({tmp_path / 'no-such-dir'})" in result.reason, result
+
+
+@pytest.mark.parametrize("variable", ["a relative SSL_CERT_FILE", "SSL_CERT_DIR"])
+def test_the_api_and_git_trust_the_same_ca_in_a_whole_run(
+    tls_sim, run_pipe, certificates, ca_dir, monkeypatch, tmp_path, variable
+):
+    """Point 8 through a whole run: the REST API and git both behind one TLS front."""
+    sim, front, cred = tls_sim
+    if variable == "SSL_CERT_DIR":
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        monkeypatch.setenv("SSL_CERT_DIR", str(ca_dir))
+    else:
+        (tmp_path / "certs").mkdir()
+        (tmp_path / "certs" / "proxy-ca.pem").write_bytes(Path(certificates.ca).read_bytes())
+        monkeypatch.setenv("SSL_CERT_FILE", "certs/proxy-ca.pem")  # run_pipe runs in tmp_path
+    run = run_pipe(sim, cred, BITBUCKET_API_URL=f"{front.url}/2.0", BITBUCKET_GIT_URL=front.url, TIMEOUT="20")
+    assert any(r.path == "/2.0/user" and r.status == 200 for r in sim.requests), "the API did not trust it"
+    assert run.code == 0, run.output
+    assert [r.status for r in git_calls(sim)][-1] == 200, "git did not trust it"
+
+
 # --- git's 410s and forged phrases ----------------------------------------------------------------
 
 APP_PASSWORD_410 = (

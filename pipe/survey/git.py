@@ -13,8 +13,9 @@ git runs in a sealed room, because the pipe hands it the secret that reads the w
   from an allow-list, so no inherited GIT_*, proxy or curl variable can redirect git.
 - git runs in its own process group, ended as a whole at the deadline: no `git remote-https`
   child outlives the timeout with the secret in its environment.
-- TLS trusts the same CA bundle as the API client: SSL_CERT_FILE, passed as GIT_SSL_CAINFO
-  (Debian's git uses libcurl-gnutls, which does not read SSL_CERT_FILE itself).
+- TLS trusts the same CA bundle as the API client: SSL_CERT_FILE passed as GIT_SSL_CAINFO and
+  SSL_CERT_DIR as GIT_SSL_CAPATH (Debian's git uses libcurl-gnutls, which reads neither), both
+  made absolute: git runs in a temporary home, where a path relative to the clone names nothing.
 """
 
 from __future__ import annotations
@@ -134,7 +135,9 @@ def git_command(url: str, allowed: Origin) -> list[str]:
     return ["git", *(arg for setting in settings for arg in ("-c", setting)), "ls-remote", "--heads", url]
 
 
-def git_environment(home: str, allowed: Origin, username: str, secret: str, ca_file: str | None) -> dict[str, str]:
+def git_environment(
+    home: str, allowed: Origin, username: str, secret: str, ca_file: str | None, ca_dir: str | None = None
+) -> dict[str, str]:
     """An allow-list: nothing inherited but PATH, so no GIT_*, proxy or curl variable steers git."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -153,6 +156,8 @@ def git_environment(home: str, allowed: Origin, username: str, secret: str, ca_f
     }
     if ca_file:
         env["GIT_SSL_CAINFO"] = ca_file
+    if ca_dir:
+        env["GIT_SSL_CAPATH"] = ca_dir
     return env
 
 
@@ -164,17 +169,25 @@ def _announcement(remote: str) -> str | None:
     return None
 
 
-def _trust_advice(ca_file: str | None) -> str:
-    where = (
-        f"the CA bundle in SSL_CERT_FILE ({ca_file})" if ca_file else "the system CA bundle (SSL_CERT_FILE is unset)"
+def _trust_advice(ca_file: str | None, ca_dir: str | None = None) -> str:
+    """Names the variable that is set (and its value), so that the fix is where the user looks."""
+    trusted = [f"the CA bundle in SSL_CERT_FILE ({ca_file})"] if ca_file else []
+    trusted += [f"the CA directory in SSL_CERT_DIR ({ca_dir})"] if ca_dir else []
+    where = " and ".join(trusted) or "the system CA bundle (SSL_CERT_FILE and SSL_CERT_DIR are unset)"
+    fix = (
+        "put the CA that signs it in SSL_CERT_DIR (hashed with openssl rehash), or set SSL_CERT_FILE to its bundle"
+        if ca_dir and not ca_file
+        else "set SSL_CERT_FILE to the CA bundle that signs it"
     )
     return (
         f"git over HTTPS could not verify the server's TLS certificate with {where}: "
-        "set SSL_CERT_FILE to the CA bundle that signs it (a TLS-inspecting proxy's CA, for example)"
+        f"{fix} (a TLS-inspecting proxy's CA, for example)"
     )
 
 
-def _interpret(code: int, stderr: str, slug: str, username: str, ca_file: str | None = None) -> GitResult:
+def _interpret(
+    code: int, stderr: str, slug: str, username: str, ca_file: str | None = None, ca_dir: str | None = None
+) -> GitResult:
     if code == 0:
         return GitResult(GitOutcome.OK, slug, username)
     # Read git's own lines only: `remote:` lines are the server's words, and the URL in git's own
@@ -214,7 +227,7 @@ def _interpret(code: int, stderr: str, slug: str, username: str, ca_file: str | 
             "the pipe never follows a git redirect with the credential",
         )
     if "certificate" in text:
-        return GitResult(GitOutcome.FAILED, slug, username, _trust_advice(ca_file))
+        return GitResult(GitOutcome.FAILED, slug, username, _trust_advice(ca_file, ca_dir))
     if "not supported or disabled in libcurl" in text or re.search(r"transport '[^']*' not allowed", text):
         return GitResult(
             GitOutcome.FAILED,
@@ -254,20 +267,30 @@ async def ls_remote(
     limit: float,
     *,
     ca_file: str | None = None,
+    ca_dir: str | None = None,
 ) -> GitResult:
     """One retry when git fails for a transient reason (a reset, a 5xx).
 
-    ca_file: the CA bundle the API client trusts; None reads SSL_CERT_FILE (the system bundle if unset).
+    ca_file, ca_dir: the CA bundle and directory the API client trusts; None reads SSL_CERT_FILE
+    and SSL_CERT_DIR (the system bundle if unset). Relative paths are taken from the working
+    directory, as the API client takes them.
     """
-    bundle = ca_file if ca_file is not None else (os.environ.get("SSL_CERT_FILE") or None)
+    trust = _trusted(ca_file, ca_dir)
     deadline = time.monotonic() + limit
-    result = await _ls_remote(git_url, workspace, slug, username, secret, limit, bundle)
+    result = await _ls_remote(git_url, workspace, slug, username, secret, limit, *trust)
     if _transient(result) and deadline - time.monotonic() > 1.0:
-        result = await _ls_remote(git_url, workspace, slug, username, secret, deadline - time.monotonic(), bundle)
+        result = await _ls_remote(git_url, workspace, slug, username, secret, deadline - time.monotonic(), *trust)
     return result
 
 
-def _refusal(git_url: str, username: str, secret: str, ca_file: str | None) -> Origin | str:
+def _trusted(ca_file: str | None, ca_dir: str | None) -> tuple[str | None, str | None]:
+    """(CA bundle, CA directory) as absolute paths: git runs in a temporary home of its own."""
+    bundle = ca_file if ca_file is not None else (os.environ.get("SSL_CERT_FILE") or None)
+    folder = ca_dir if ca_dir is not None else (os.environ.get("SSL_CERT_DIR") or None)
+    return (os.path.abspath(bundle) if bundle else None, os.path.abspath(folder) if folder else None)
+
+
+def _refusal(git_url: str, username: str, secret: str, ca_file: str | None, ca_dir: str | None) -> Origin | str:
     """The origin git may use, or why git must not run at all."""
     allowed = origin(git_url)
     if isinstance(allowed, str):
@@ -276,17 +299,26 @@ def _refusal(git_url: str, username: str, secret: str, ca_file: str | None) -> O
         return "the git username or secret contains a line break: git was not run"
     if ca_file and not os.path.isfile(ca_file):
         return f"SSL_CERT_FILE ({ca_file}) is not a file: git was not run"
+    if ca_dir and not os.path.isdir(ca_dir):
+        return f"SSL_CERT_DIR ({ca_dir}) is not a directory: git was not run"
     if shutil.which("git") is None:
         return "git is not installed where the pipe runs"
     return allowed
 
 
 async def _ls_remote(
-    git_url: str, workspace: str, slug: str | None, username: str, secret: str, limit: float, ca_file: str | None
+    git_url: str,
+    workspace: str,
+    slug: str | None,
+    username: str,
+    secret: str,
+    limit: float,
+    ca_file: str | None,
+    ca_dir: str | None,
 ) -> GitResult:
     if not slug:
         return GitResult(GitOutcome.SKIPPED, None, username, "no repository to clone")
-    allowed = _refusal(git_url, username, secret, ca_file)
+    allowed = _refusal(git_url, username, secret, ca_file, ca_dir)
     if isinstance(allowed, str):
         return GitResult(GitOutcome.FAILED, slug, username, allowed)
     try:
@@ -297,13 +329,13 @@ async def _ls_remote(
             GitOutcome.FAILED, slug, username, f"no temporary directory for git in {where} (TMPDIR): {exc.strerror}"
         )
     try:
-        env = git_environment(home, allowed, username, secret, ca_file)
+        env = git_environment(home, allowed, username, secret, ca_file, ca_dir)
         code, stderr = await _run(git_command(repo_url(git_url, workspace, slug, username), allowed), home, env, limit)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if code is None:
         return GitResult(GitOutcome.FAILED, slug, username, f"git ls-remote did not finish in {limit:.0f} s")
-    return _interpret(code, stderr, slug, username, ca_file)
+    return _interpret(code, stderr, slug, username, ca_file, ca_dir)
 
 
 async def _run(command: list[str], cwd: str, env: dict[str, str], limit: float) -> tuple[int | None, str]:
