@@ -441,6 +441,74 @@ def test_a_body_that_never_ends_is_cut_off(tmp_path, mode, says):
     assert child.rss_mb < MAX_RSS_MB, f"peak RSS {child.rss_mb:.0f} MB"
 
 
+class AnsweringProxy:
+    """A Code Insights proxy that answers every request 200 with `body` (Content-Encoding
+    `encoding`), and counts the bytes it got to send before the pipe hung up."""
+
+    def __init__(self, body: bytes, encoding: str | None):
+        self.body, self.encoding, self.requests, self.sent = body, encoding, 0, 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def stop(self) -> None:
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                self.requests += 1
+                head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                head += f"Content-Encoding: {self.encoding}\r\n" if self.encoding else ""
+                conn.sendall(f"{head}Content-Length: {len(self.body)}\r\n\r\n".encode())
+                for start in range(0, len(self.body), MiB):
+                    conn.sendall(self.body[start : start + MiB])
+                    self.sent += MiB
+            except OSError:
+                return
+
+
+INSIGHTS = {
+    "CODE_INSIGHTS": "true",
+    "BITBUCKET_BUILD_NUMBER": "7",
+    "BITBUCKET_COMMIT": "b" * 40,
+    "BITBUCKET_REPO_SLUG": "repo-0000",
+    "BITBUCKET_WORKSPACE": "acme",
+}
+
+
+@pytest.mark.parametrize("kind", ["gzip-bomb", "300-MiB-body"])
+def test_the_code_insights_answer_is_never_read(start, tmp_path, bomb, kind):
+    """Only the status of the upload matters: the body of the proxy's answer is not read, so
+    neither a gzip bomb (inflated by httpx when read) nor a huge body can grow the run."""
+    body, encoding = (bomb, "gzip") if kind == "gzip-bomb" else (b" " * (300 * MiB), None)
+    proxy = AnsweringProxy(body, encoding)
+    cred = api_token()
+    sim = start([cred])
+    try:
+        child = run_child(sim.api_url, cred, tmp_path, sim, CODE_INSIGHTS_PROXY=proxy.url, **INSIGHTS)
+    finally:
+        proxy.stop()
+    clean(child.output)
+    assert child.code == 0, child.output
+    assert proxy.requests >= 1, "the upload never reached the proxy"
+    assert "Code Insights report posted" in child.output, child.output
+    assert child.rss_mb < MAX_RSS_MB, f"peak RSS {child.rss_mb:.0f} MB"
+    assert child.elapsed < TIMEOUT + 5, f"took {child.elapsed:.1f} s with TIMEOUT={TIMEOUT}"
+
+
 def test_rate_limit_headers_count_only_ascii_digits(start, run_pipe):
     cred = access_token(FULL_ACCESS)  # the simulator sends X-RateLimit-Limit to access tokens
     sim = start([cred])

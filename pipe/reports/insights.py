@@ -250,34 +250,45 @@ class Posted:
     annotation_failure: str | None = None
 
 
-async def _send(client: httpx.AsyncClient, method: str, url: str, body: Any, ends: float) -> httpx.Response:
+async def _send(client: httpx.AsyncClient, method: str, url: str, body: Any, ends: float) -> int:
+    """The answer's status. Its body is never read: the status is all the upload needs, and
+    httpx would inflate a compressed body whole, so a proxy could grow the run without bound."""
+
+    async def status() -> int:
+        async with client.stream(method, url, json=body) as response:
+            return response.status_code  # leaving the block closes the connection unread
+
     # Each phase (connect, write, read) gets at most the budget, and wait_for bounds the sum:
     # a proxy that trickles one byte at a time resets httpx's per-read timeout forever.
-    return await asyncio.wait_for(client.request(method, url, json=body), timeout=max(0.1, ends - time.monotonic()))
+    return await asyncio.wait_for(status(), timeout=max(0.1, ends - time.monotonic()))
+
+
+def _success(status: int) -> bool:
+    return 200 <= status < 300
 
 
 async def _upload(url: str, doc: dict[str, Any], proxy: str, budget: float) -> Posted:
     ends = time.monotonic() + budget
     async with httpx.AsyncClient(proxy=proxy, timeout=min(10.0, budget), trust_env=False) as client:
         try:
-            response = await _send(client, "PUT", url, payload(doc), ends)
+            status = await _send(client, "PUT", url, payload(doc), ends)
         except TimeoutError:
             return Posted(f"the Pipelines proxy did not answer within the time left ({budget:.0f} s)")
         except httpx.HTTPError as exc:
             return Posted(f"the Pipelines proxy could not be reached ({type(exc).__name__})")
-        if not response.is_success:
-            return Posted(f"the report was refused (HTTP {response.status_code})")
+        if not _success(status):
+            return Posted(f"the report was refused (HTTP {status})")
         notes, _ = annotations(doc)
         posted = 0
         for start in range(0, len(notes), BATCH):  # Bitbucket takes at most 100 per POST
             batch = notes[start : start + BATCH]
             try:
-                response = await _send(client, "POST", f"{url}/annotations", batch, ends)
+                status = await _send(client, "POST", f"{url}/annotations", batch, ends)
             except (TimeoutError, httpx.HTTPError) as exc:
                 why = "no answer in the time left" if isinstance(exc, TimeoutError) else type(exc).__name__
                 return Posted(None, posted, f"{posted} of {len(notes)} posted, then {why}")
-            if not response.is_success:
-                return Posted(None, posted, f"{posted} of {len(notes)} posted, then HTTP {response.status_code}")
+            if not _success(status):
+                return Posted(None, posted, f"{posted} of {len(notes)} posted, then HTTP {status}")
             posted += len(batch)
         return Posted(None, posted)
 
