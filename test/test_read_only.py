@@ -1,5 +1,5 @@
 """Issue: nothing written. The simulator records every request: a full run only reads, apart
-from the OAuth consumer's token POST and the Code Insights PUT when enabled."""
+from the OAuth consumer's token POST and, when enabled, the Code Insights report and its annotations."""
 
 from __future__ import annotations
 
@@ -74,10 +74,14 @@ def test_code_insights_is_the_one_write(start, run_pipe, kind):
         BITBUCKET_WORKSPACE="acme",
     )
     assert run.code in (0, 1), run.output
+    report = f"/2.0/repositories/acme/repo-0000/commit/{commit}/reports/backup-readiness"
     puts = [w for w in api_writes(sim, kind)]
-    assert puts == [("PUT", f"/2.0/repositories/acme/repo-0000/commit/{commit}/reports/backup-readiness")], puts
-    insight = next(r for r in sim.requests if r.method == "PUT")
-    assert insight.authorization_scheme is None, "the proxy authenticates: no credential is sent with the report"
+    # The report, then its annotations (what to fix, in batches of 100), and nothing else.
+    assert puts[0] == ("PUT", report), puts
+    assert set(puts[1:]) <= {("POST", f"{report}/annotations")}, puts
+    insights = [r for r in sim.requests if r.path.startswith(report)]
+    assert len(insights) == len(puts)
+    assert all(r.authorization_scheme is None for r in insights), "the proxy authenticates: no credential is sent"
     assert sim.reports
     assert_git_only_reads(sim)
 
