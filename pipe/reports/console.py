@@ -97,12 +97,12 @@ def table(ws: dict[str, Any], restore: bool) -> list[str]:
         f"{'Category':<26}{'Backup':<12}" + (f"{'Restore':<12}" if restore else "") + "Needed",
         "-" * (WIDTH if restore else 58),
     ]
-    for cat in doc.get("categories", []):
+    for cat in ws.get("categories", []):
         row = f"{cat['title'][:25]:<26}{MARKS[cat['backup']]:<12}"
         if restore:
             row += f"{MARKS[cat['restore']]:<12}"
         lines.append(row + needed(cat))
-    for item in doc.get("guidance", []):
+    for item in ws.get("guidance", []):
         if item["layout"] == "note":
             lines += _wrap(item["text"], "")
     return lines
