@@ -375,6 +375,56 @@ def test_what_the_server_sends_cannot_outgrow_the_bounds(start, tmp_path, bomb, 
         assert next(c for c in section["categories"] if c["id"] == "repositories")["backup"] == "unknown"
 
 
+def wide_pages(sim: Simulator, item_chars: int, wide: bool) -> Callable[[Incoming, Response], Response]:
+    """An endless listing (no size, a fresh `next` each time) of 99 items whose one long string
+    starts with an astral character: UTF-8 holds the rest in 1 byte a character, Python's str in 4
+    (PEP 393: a string is as wide as its widest character), so the memory is 4 times the bytes."""
+    filler = ("\U0001f600" if wide else "b") + "a" * item_chars
+    cursors = itertools.count(2)
+
+    def answer(req: Incoming, response: Response) -> Response:
+        items = [{"slug": "repo-0000", "full_name": "acme/repo-0000", "project": {"key": filler}}] * 99
+        page = {"pagelen": 99, "values": items, "next": f"{sim.api_url}/repositories/acme?cursor={next(cursors)}"}
+        return Response(200, json.dumps(page, ensure_ascii=False).encode())
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "item_chars,wide",
+    [(80_000, False), (80_000, True), (20_000, True)],
+    ids=["8-MB-pages-ascii", "8-MB-pages-one-emoji-per-string", "2-MB-pages-one-emoji-per-string"],
+)
+def test_wide_strings_are_counted_by_the_memory_they_take(start, tmp_path, item_chars, wide):
+    """The bounds on bodies count what the parsed strings will cost, not their UTF-8 bytes."""
+    cred = api_token()
+    sim = start([cred])
+    tamper(sim, REPOS, wide_pages(sim, item_chars, wide))
+    child = run_child(sim.api_url, cred, tmp_path, sim, TIMEOUT="30")
+    clean(child.output)
+    assert child.code in (1, 3), child.output  # never ready on a listing that never ends
+    assert child.rss_mb < MAX_RSS_MB, f"peak RSS {child.rss_mb:.0f} MB"
+    assert child.elapsed < 30 + 5, f"took {child.elapsed:.1f} s with TIMEOUT=30"
+    if wide and item_chars == 80_000:  # 8 MB of UTF-8 would be 32 MB of str: refused by its cost
+        assert "the answer would take more than 8 MiB once parsed (4 bytes a character)" in child.output
+
+
+def test_char_width_is_the_widest_parsed_character():
+    from pipe.client import char_width
+
+    cases = {
+        b'{"a": "plain"}': 1,
+        '{"a": "café"}'.encode(): 1,  # U+00E9 fits one byte
+        b'{"a": "caf\\u00e9"}': 1,
+        '{"a": "Ā"}'.encode(): 2,
+        b'{"a": "\\u0100"}': 2,
+        '{"a": "中"}'.encode(): 2,
+        '{"a": "😀"}'.encode(): 4,
+        b'{"a": "\\ud83d\\ude00"}': 4,
+    }
+    assert {data: char_width(data) for data in cases} == cases
+
+
 class RawServer:
     """An origin that answers every request with a body that never ends (chunked, 64 KiB at a
     time, until the client hangs up) or that drips one byte a second."""
