@@ -422,7 +422,7 @@ def assess(
     required = set(profile.backup) | set(require)
     # What a restore needs is the profile's own list (a backup app and a restore app may differ).
     restored = set(profile.restore) | set(require)
-    repos = evidence.inventory
+    repos = evidence.inventory.repositories
     proven_anywhere = _proven(catalog, evidence)
     results = []
     for category in catalog.categories:
