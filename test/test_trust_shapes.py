@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 
 from pipe import shapes
+from pipe.survey.grants import ScopeEvidence
 from test.conftest import ALL_READ, CLASSIC_READ, access_token, api_token, oauth, workspace
 from test.hostile import raw, rewrite, tamper
 from test.simulator.server import Response
@@ -454,3 +456,27 @@ def test_a_dot_slug_is_never_put_in_a_path(start, run_pipe, slug):
     assert not any(f"/acme/{slug}/" in p or f"/acme/{slug}.git" in p for p in paths), paths  # API and git
     assert run.code == 3, run.output
     assert "'values[0].slug' is not a repository slug" in run.output, run.output
+
+
+def test_scope_names_are_bounded_in_every_answer():
+    """Bitbucket has about 60 scope names: an answer naming hundreds (or a name of hundreds of
+    characters) is not Bitbucket's, whether a 403's list, the token's `scope` or a header."""
+    names = [f"read:s{i}:bitbucket" for i in range(shapes.MAX_SCOPES)]
+    assert shapes.expect_scope_list(names, "GET /x", "error.detail.granted") == tuple(names)
+    assert shapes.expect_scope_text(" ".join(names), "POST /t", "scope") == " ".join(names)
+    too_many = [*names, "one:more:bitbucket"]
+    with pytest.raises(shapes.ShapeError, match="'error.detail.required' names more than 200 scopes"):
+        shapes.expect_scope_list(too_many, "GET /x", "error.detail.required")
+    with pytest.raises(shapes.ShapeError, match="'scope' names more than 200 scopes"):
+        shapes.expect_scope_text(",".join(too_many), "POST /t", "scope")
+    with pytest.raises(shapes.ShapeError, match="a scope name longer than 100 characters"):
+        shapes.expect_scope_list(["read:" + "x" * 100], "GET /x", "error.detail.granted")
+    evidence = ScopeEvidence()
+    request = httpx.Request("GET", "https://api.bitbucket.org/2.0/user")
+    evidence.observe(httpx.Response(200, headers={"x-oauth-scopes": ", ".join(too_many)}, request=request))
+    assert evidence.granted is None and evidence.problems == [
+        "GET /2.0/user: 'x-oauth-scopes' names more than 200 scopes"
+    ], evidence.problems
+    for start in range(0, 400, 100):  # each answer under the bound, together over it
+        evidence.learn([f"read:t{i}:bitbucket" for i in range(start, start + 100)], "x-oauth-scopes header")
+    assert len(evidence.granted) == 200 and "more than 200 different scopes" in evidence.problems[-1]

@@ -409,6 +409,38 @@ def test_wide_strings_are_counted_by_the_memory_they_take(start, tmp_path, item_
         assert "the answer would take more than 8 MiB once parsed (4 bytes a character)" in child.output
 
 
+FLOOD = [f"read:s{i}:bitbucket" for i in range(200_000)]  # ~5 MB, under every body bound
+
+
+def flood_403(field: str) -> Callable[[Incoming, Response], Response]:
+    detail = {"required": ["read:pullrequest:bitbucket"], "granted": ["read:repository:bitbucket"], field: FLOOD}
+    body = {"type": "error", "error": {"message": "Your credentials lack required privilege scopes.", "detail": detail}}
+    return lambda req, response: Response.json(403, body)
+
+
+@pytest.mark.parametrize("where", ["required", "granted", "oauth-token-scope"])
+def test_a_flood_of_scope_names_is_a_shape_problem(start, tmp_path, where):
+    """No Bitbucket answer names hundreds of scopes: beyond MAX_SCOPES the answer is not in
+    Bitbucket's shape (unknown, naming the endpoint), and nothing after the deadline (the
+    assessment, the reports, the redaction) grows with what the server sent."""
+    cred = oauth() if where == "oauth-token-scope" else api_token()
+    sim = start([cred])
+    if where == "oauth-token-scope":
+        rewrite(sim, TOKEN, lambda body, req: {**body, "scope": " ".join(FLOOD)}, method="POST")
+    else:
+        tamper(sim, PULLS, flood_403(where))
+    child = run_child(sim.api_url, cred, tmp_path, sim, TIMEOUT=str(TIMEOUT))
+    clean(child.output)
+    assert child.elapsed < TIMEOUT + 5, f"took {child.elapsed:.1f} s with TIMEOUT={TIMEOUT}"
+    assert child.rss_mb < MAX_RSS_MB, f"peak RSS {child.rss_mb:.0f} MB"
+    assert len(child.output) < 100_000, f"the step log holds {len(child.output):,} characters"
+    report = (tmp_path / "backup-readiness" / "report.json").read_text()
+    assert len(report) < 1_000_000, f"report.json holds {len(report):,} characters"
+    assert "names more than 200 scopes" in child.output, child.output
+    # The pull requests' 403 is unknown; the token's scopes are also named by every answer's header.
+    assert child.code == (0 if where == "oauth-token-scope" else 3), child.output
+
+
 def test_char_width_is_the_widest_parsed_character():
     from pipe.client import char_width
 

@@ -18,7 +18,7 @@ from pipe.catalog import Operation
 from pipe.client import ApiFailure, BearerAuth, Client, Reply
 from pipe.credential import Credential, Kind
 from pipe.errors import ApiUnavailable, CredentialError
-from pipe.shapes import ShapeError, expect_dict, expect_str, optional, short
+from pipe.shapes import ShapeError, expect_dict, expect_scope_text, expect_str, optional, short
 from pipe.survey.evidence import Identity, ProbeResult, classify, json_body
 from pipe.survey.grants import TOKEN_RESPONSE, ScopeEvidence, fill
 from pipe.variables import Config
@@ -88,7 +88,7 @@ async def oauth_token(config: Config, credential: Credential, grants: ScopeEvide
         raise ApiUnavailable(f"The OAuth token endpoint's answer cannot be used: {exc}.") from None
     for key in ("scope", "scopes"):  # `scope` since 2026-05-04, `scopes` before: both are read
         try:
-            grants.learn(scopes.parse_list(optional(reply.body, key, expect_str, endpoint)), TOKEN_RESPONSE)
+            grants.learn(scopes.parse_list(optional(reply.body, key, expect_scope_text, endpoint)), TOKEN_RESPONSE)
         except ShapeError as exc:
             grants.doubt(exc)
     return token

@@ -22,7 +22,7 @@ import httpx
 
 from pipe import scopes
 from pipe.client import ApiFailure, Client
-from pipe.shapes import ErrorPayload, ShapeError, error_payload, short
+from pipe.shapes import MAX_SCOPES, ErrorPayload, ShapeError, error_payload, expect_scope_text, short
 
 # An operation whose scope a backup credential rarely holds: its 403 lists the granted scopes.
 SCOPE_REVEAL = "/repositories/{workspace}/{repo_slug}/pipelines-config/runners"
@@ -46,7 +46,13 @@ class ScopeEvidence:
         found = [s for s in found if s.strip()]
         if not found:
             return
-        self.granted = (self.granted or set()) | set(found)
+        granted = (self.granted or set()) | set(found)
+        if len(granted) > MAX_SCOPES:  # each answer is bounded (shapes); so is what they name together
+            problem = f"{source}: Bitbucket's answers name more than {MAX_SCOPES} different scopes; not used"
+            if problem not in self.problems:
+                self.problems.append(problem)
+            return
+        self.granted = granted
         if source not in self.sources:
             self.sources.append(source)
 
@@ -65,7 +71,14 @@ class ScopeEvidence:
         values are always text; unknown scope names are kept and shown (new families appear every
         year). A 403's detail is read from its Reply, where its shape is checked (see `learn_from`)."""
         self.credential_type = short(response.headers.get("x-credential-type", "")) or self.credential_type
-        self.learn(scopes.parse_list(response.headers.get("x-oauth-scopes")), HEADER)
+        header = response.headers.get("x-oauth-scopes")
+        try:
+            where = f"{response.request.method} {response.request.url.path[:120]}"
+            text = expect_scope_text(header, where, "x-oauth-scopes") if header is not None else None
+        except ShapeError as exc:
+            self.doubt(exc)
+            return
+        self.learn(scopes.parse_list(text), HEADER)
 
     def learn_from(self, payload: ErrorPayload) -> None:
         if payload.granted is not None:
