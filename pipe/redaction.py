@@ -8,6 +8,7 @@ to print and to store (no lone surrogates, no control, ANSI or bidi characters).
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import math
 import re
@@ -48,6 +49,20 @@ def neutralise(text: str) -> str:
     and control characters are shown as escapes (\\n, \\x1b, \\u202e), so that nothing a
     server sent can start a line, colour it or reorder it."""
     return UNSAFE.sub(_visible, SURROGATE.sub("\ufffd", text))
+
+
+def bounded(value: Any, text_limit: int, items_limit: int) -> Any:
+    """A copy of a JSON-like value with every string cut to `text_limit` characters (the cut
+    marked with '…') and every list and object to `items_limit` items: what comes after it (the
+    redaction, the renderers, past TIMEOUT's deadline) then never grows with what a server sent."""
+    if isinstance(value, str):
+        return value if len(value) <= text_limit else value[: text_limit - 1] + "…"
+    if isinstance(value, (list, tuple)):
+        return [bounded(v, text_limit, items_limit) for v in value[:items_limit]]
+    if isinstance(value, Mapping):
+        items = itertools.islice(value.items(), items_limit)
+        return {bounded(k, text_limit, items_limit): bounded(v, text_limit, items_limit) for k, v in items}
+    return value
 
 
 def percent_every_byte(raw: bytes) -> str:

@@ -339,6 +339,25 @@ def test_a_server_echoing_pieces_of_the_token_shows_none_of_them(start, run_pipe
     assert sim.reports, "no Code Insights report: the canary would test nothing there"
 
 
+@pytest.mark.parametrize("at", range(-12, 12, 3))
+def test_the_document_is_bounded_before_the_redaction_and_no_secret_survives_the_cut(at):
+    """Whatever slipped past the checks at intake, finish() does bounded work (a million
+    characters, a hundred thousand items) and a token straddling the cut leaves no run of it."""
+    from pipe.redaction import Redactor
+    from pipe.reports import document
+
+    cut = document.TEXT_LIMIT
+    text = "x" * (cut + at - 20) + API_TOKEN + "y" * 1_000_000
+    doc = {"verdict": "ready", "findings": [text] * 50 + ["z"] * 200_000, "details": {"reasons": [text]}}
+    began = time.monotonic()
+    done = document.finish(doc, Redactor([API_TOKEN]))
+    assert time.monotonic() - began < 5, "finish() grew with the input"
+    shown = [done["findings"][0], done["details"]["reasons"][0]]
+    assert all(len(t) <= cut and t.endswith("…") for t in shown), [len(t) for t in shown]
+    assert len(done["findings"]) == document.ITEMS_LIMIT
+    assert not fragments_in("\n".join(shown)), fragments_in("\n".join(shown))
+
+
 def test_a_traceback_in_debug_is_redacted(start, run_pipe, monkeypatch):
     def leaky(*args, **kwargs):
         raise ValueError(" ".join(ECHOES.values()))

@@ -441,6 +441,26 @@ def test_a_flood_of_scope_names_is_a_shape_problem(start, tmp_path, where):
     assert child.code == (0 if where == "oauth-token-scope" else 3), child.output
 
 
+def test_a_full_name_of_a_million_characters_is_a_shape_problem(start, tmp_path):
+    """A full name is a workspace ID and a slug: a longer one is not Bitbucket's (unknown, named),
+    and is never carried into the reports, whose work would grow with it after the deadline."""
+    cred = api_token()
+    sim = start([cred])
+    rewrite(sim, REPOS, lambda body, req: {**body, "values": [
+        {**v, "full_name": f"acme/{v['slug']}" + "x" * 1_000_000} for v in body["values"]]})  # fmt: skip
+    child = run_child(sim.api_url, cred, tmp_path, sim, TIMEOUT=str(TIMEOUT))
+    clean(child.output)
+    assert child.elapsed < TIMEOUT + 5, f"took {child.elapsed:.1f} s with TIMEOUT={TIMEOUT}"
+    assert child.rss_mb < MAX_RSS_MB, f"peak RSS {child.rss_mb:.0f} MB"
+    sizes = {
+        p.name: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".md", ".xml")
+    }
+    assert max(sizes.values()) < 200_000, sizes
+    assert len(child.output) < 100_000, f"the step log holds {len(child.output):,} characters"
+    assert "longer than a repository's full name can be" in child.output, child.output
+    assert child.code in (1, 3), child.output
+
+
 def test_char_width_is_the_widest_parsed_character():
     from pipe.client import char_width
 

@@ -14,10 +14,15 @@ from pipe.errors import ExitCode, Failure
 from pipe.guidance import Item
 from pipe.outcomes import Verdict
 from pipe.profiles import Profile
-from pipe.redaction import Redactor
+from pipe.redaction import GRAM, Redactor, bounded
 from pipe.survey.evidence import Evidence, Unseen
 
 PERMISSIONS = ("admin", "write", "read", "unknown")
+# What one string and one list of the document may hold. No honest string comes near it (a
+# server's message is kept to 300 characters, a full name to a workspace ID and a slug), and no
+# honest list either (a listing is read to 100,000 items at most).
+TEXT_LIMIT = 2_000
+ITEMS_LIMIT = 100_000
 # Keys whose values are words of the report's own vocabulary (schema enums, catalog ids,
 # versions): never redacted, so that a secret equal to one of them ("ready", issued by a
 # hostile OAuth server) cannot change the verdict or break a renderer. Free text is redacted.
@@ -45,8 +50,12 @@ VOCABULARY = frozenset(
 def finish(doc: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     """The document every output is rendered from: one pass that redacts the free text and
     neutralises every string (lone surrogates replaced, control, ANSI and bidi characters
-    made visible), so that whatever a server sent is safe in JSON, the log, Markdown and XML."""
-    return redactor.scrub(doc, keep=VOCABULARY)
+    made visible), so that whatever a server sent is safe in JSON, the log, Markdown and XML.
+    Strings and lists are bounded first, so that this pass and the renderers (after TIMEOUT's
+    deadline) never grow with what a server sent; a little more text is kept for the redaction
+    than is shown, so that a run of a secret at the first cut is masked or cut off by the second."""
+    scrubbed = redactor.scrub(bounded(doc, TEXT_LIMIT + 2 * GRAM, ITEMS_LIMIT), keep=VOCABULARY)
+    return bounded(scrubbed, TEXT_LIMIT, ITEMS_LIMIT)
 
 
 def _text(value: Any) -> str | None:
