@@ -131,6 +131,13 @@ class Reply:
     content_type: str = "application/json"
     nbytes: int = 0  # body size after inflating
     weight: int = 0  # JSON values counted in the body (a bound on the objects it became)
+    width: int = 1  # bytes a character of its widest parsed string (char_width)
+
+    @property
+    def memory(self) -> int:
+        """What the parsed strings may take: the bytes times the widest character's width. A
+        budget of kept pages counts this, not `nbytes` (one emoji makes a string 4 times wider)."""
+        return self.nbytes * self.width
 
     @property
     def ok(self) -> bool:
@@ -569,6 +576,7 @@ class Client:
             return reply, "", b""
         try:
             reply.body, reply.weight = parse_json(body, where)
+            reply.width = char_width(body)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
             kind = "HTML" if "html" in ctype else "unreadable JSON" if "json" in ctype else ctype
             return reply, f"Bitbucket answered {status} with {kind} instead of JSON", b""

@@ -477,6 +477,17 @@ def test_char_width_is_the_widest_parsed_character():
     assert {data: char_width(data) for data in cases} == cases
 
 
+@pytest.mark.parametrize("text,width", [("plain", 1), ("中文", 2), ("😀 emoji", 4)])
+def test_a_reply_tells_what_its_strings_take_in_memory(start, text, width):
+    """Reply.memory is what a budget of kept pages counts: the bytes times the widest width."""
+    cred = api_token()
+    sim = start([cred])
+    body = json.dumps({"display_name": text + "a" * 1000}, ensure_ascii=False).encode()
+    tamper(sim, USER, lambda req, response: Response(200, body))
+    reply = asyncio.run(get_once(sim, cred, "/user"))
+    assert (reply.nbytes, reply.width, reply.memory) == (len(body), width, len(body) * width)
+
+
 class RawServer:
     """An origin that answers every request with a body that never ends (chunked, 64 KiB at a
     time, until the client hangs up) or that drips one byte a second."""
