@@ -57,7 +57,7 @@ class _Budget:
         if not reply.ok or not isinstance(reply.body, dict):
             raise ApiFailure(f"{self.where}: a page of results failed: {reply.message}")
         self.pages += 1
-        self.kept.nbytes += reply.nbytes
+        self.kept.nbytes += reply.memory  # what the kept page takes once parsed, not its UTF-8 bytes
         self.kept.weight += reply.weight
         if self.kept.nbytes > RUN_BYTES or self.kept.weight > RUN_VALUES:
             raise ApiFailure(

@@ -461,6 +461,27 @@ def test_a_full_name_of_a_million_characters_is_a_shape_problem(start, tmp_path)
     assert child.code in (1, 3), child.output
 
 
+def test_pages_kept_whole_are_counted_by_their_memory(start, tmp_path):
+    """A listing whose pages are kept as they came (the workspaces of WORKSPACE '*'): 2 MB pages,
+    each string starting with an emoji, for as long as the pipe follows them."""
+    cred = api_token()
+    sim = start([cred])
+    filler = "\U0001f600" + "a" * 20_000
+    cursors = itertools.count(2)
+
+    def answer(req: Incoming, response: Response) -> Response:
+        items = [{"workspace": {"slug": "acme", "name": filler}}] * 99
+        page = {"pagelen": 99, "values": items, "next": f"{sim.api_url}/user/workspaces?cursor={next(cursors)}"}
+        return Response(200, json.dumps(page, ensure_ascii=False).encode())
+
+    tamper(sim, r"^/2\.0/user/workspaces$", answer)
+    child = run_child(sim.api_url, cred, tmp_path, sim, WORKSPACE="*", TIMEOUT="30")
+    clean(child.output)
+    assert any(r.path == "/2.0/user/workspaces" for r in sim.requests), "the workspaces were never listed"
+    assert child.rss_mb < MAX_RSS_MB, f"peak RSS {child.rss_mb:.0f} MB"
+    assert child.code in (2, 3) and "GET /user/workspaces: " in child.output, child.output
+
+
 def test_char_width_is_the_widest_parsed_character():
     from pipe.client import char_width
 
