@@ -31,7 +31,6 @@ CASES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "access-and-oauth": ({**ACCESS, **OAUTH}, ("BITBUCKET_ACCESS_TOKEN", "BITBUCKET_OAUTH_CLIENT_SECRET")),
     "all-three": ({**API, **ACCESS, **OAUTH}, ("BITBUCKET_API_TOKEN", "BITBUCKET_ACCESS_TOKEN")),
     "email-without-token": ({"BITBUCKET_EMAIL": EMAIL}, ("BITBUCKET_API_TOKEN",)),
-    "token-without-email": ({"BITBUCKET_API_TOKEN": API_TOKEN}, ("BITBUCKET_EMAIL",)),
     "token-with-username-only": (
         {"BITBUCKET_API_TOKEN": API_TOKEN, "BITBUCKET_USERNAME": "acme-backup"},
         ("BITBUCKET_EMAIL",),
