@@ -441,6 +441,10 @@ def test_a_flood_of_scope_names_is_a_shape_problem(start, tmp_path, where):
     assert child.code == (0 if where == "oauth-token-scope" else 3), child.output
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs issue 12's inventory (FULL_NAME_LIMIT in survey/inventory.py), not on main yet: strict, so it fails once that lands and the mark must go",
+)
 def test_a_full_name_of_a_million_characters_is_a_shape_problem(start, tmp_path):
     """A full name is a workspace ID and a slug: a longer one is not Bitbucket's (unknown, named),
     and is never carried into the reports, whose work would grow with it after the deadline."""
