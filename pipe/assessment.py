@@ -27,7 +27,12 @@ OK, MISSING, RETIRED, NOT_APPLICABLE, UNKNOWN = (
     Status.UNKNOWN,
 )
 EXAMPLES = 3
-FINDINGS = ("no-repositories", "scopes-unreadable", "git-failing")  # guidance ids report.json lists as findings
+FINDINGS = (
+    "no-repositories",
+    "scopes-unreadable",
+    "git-failing",
+    "app-password-git",
+)  # guidance ids report.json lists as findings
 HOURLY_LIMIT = 1000  # repository data, per user or token (Bitbucket's documented default)
 
 
@@ -87,6 +92,16 @@ class Budget:
     fits_in_an_hour: bool
 
 
+@dataclass(frozen=True)
+class Removed:
+    """A 410 that named the platform change behind it, and what that change means where known."""
+
+    change: str  # "CHANGE-3071"
+    endpoint: str  # "GET /repositories/acme/x/issues", or "git over HTTPS (acme/x)"
+    meaning: str | None  # catalog.yml `changes`; None for an id the catalog does not know
+    announcement_url: str | None
+
+
 @dataclass
 class Assessment:
     verdict: Verdict
@@ -100,6 +115,7 @@ class Assessment:
     findings: list[str]
     budget: Budget
     guidance: list[Item]  # every piece of advice, chosen and filled once (pipe/guidance.yml)
+    removals: list[Removed] = field(default_factory=list)  # 410s naming a changelog id
 
 
 def _applicable(ops: tuple[Operation, ...], kind: Kind) -> list[Operation]:
@@ -132,7 +148,6 @@ def _backup(category: Category, evidence: Evidence, repos: list[Repo], proven_an
         side.reasons.append(f"{kind.title}s cannot hold this permission; it needs an API token or OAuth consumer")
         return side
     affected = repos if any(op.per_repository for op in ops) else []
-    proven = set()
     for op in ops:
         if not op.probe:
             continue  # read by a backup, not by the survey: judged from the granted scopes below
@@ -140,24 +155,80 @@ def _backup(category: Category, evidence: Evidence, repos: list[Repo], proven_an
         if result is None:  # never passed over: a read the survey did not make proves nothing
             side.doubt(f"{op.label} has no result: the survey did not read it")
             continue
-        if result.outcome is Outcome.OK:
-            proven |= set(op.scopes_for(kind.vocabulary))
-        elif result.outcome is Outcome.SCOPE:
+        if result.outcome is Outcome.SCOPE:
             side.lack(f"{op.label} answered 403: scope missing", list(result.required), affected)
-        elif result.outcome is Outcome.PERMISSION and op.admin:
-            pass  # counted below from the permission of every repository
-        elif result.outcome is not Outcome.SKIPPED or repos:
+        elif result.outcome in (Outcome.OK, Outcome.SKIPPED) or (result.outcome is Outcome.PERMISSION and op.admin):
+            pass  # a 200 proves its scopes (proven_anywhere); an admin 403 is counted from the permissions
+        else:
             side.doubt(f"{op.label} could not be read: {result.reason or result.outcome}")
-    if evidence.scopes.granted is not None:
-        lacking = set(scopes.missing(_scopes(ops, kind.vocabulary), evidence.scopes.granted, kind.vocabulary))
-        if lacking - proven:
-            side.lack("the granted scopes do not include it", sorted(lacking - proven), affected)
-    elif evidence.scopes.problems and set(_scopes(ops, kind.vocabulary)) - proven_anywhere:
-        # No live read proved these scopes, and the answer that would have named them was broken.
-        side.doubt(f"the granted scopes could not be learnt: {summary(evidence.scopes.problems)}")
-    if any(op.admin for op in ops):
+    _judge_scopes(side, ops, evidence, proven_anywhere, affected, BACKUP_UNREVEALED)
+    if _admin_needed(ops, evidence):
         _admin(side, repos, evidence.inventory)
     return side
+
+
+BACKUP_UNREVEALED = "no live read proved it, and Bitbucket did not reveal the credential's scopes"
+RESTORE_UNREVEALED = (
+    "Bitbucket did not reveal the credential's scopes, so write access cannot be judged without writing"
+)
+
+
+def _refused(evidence: Evidence) -> set[str]:
+    """Scopes a live read's 403 named as required: proven absent, whatever else is known."""
+    return {s for r in evidence.probes.values() if r.outcome is Outcome.SCOPE for s in r.required}
+
+
+def _judge_scopes(
+    side: Side, ops: list[Operation], evidence: Evidence, proven: set[str], affected: list[Repo], unrevealed: str
+) -> None:
+    """The scopes `ops` need that no live read proved (`proven`: every scope a 200 showed held).
+    Missing when a live read's 403 named it, or when a source that names every granted scope left
+    it out; a 403's `granted` list may name only some, so a scope absent from it is unknown, naming
+    the source, never missing on a guess (issue 11)."""
+    found, kind = evidence.scopes, evidence.credential.kind
+    for op in ops:
+        if not op.documented_for(kind.vocabulary):
+            side.doubt(
+                f"no {kind.title} scope is documented for {op.label}, only the API-token scope "
+                f"{', '.join(op.api_token)}: this credential cannot be judged for it"
+            )
+    ops = [op for op in ops if op.documented_for(kind.vocabulary)]
+    held = set(found.granted or ()) | proven
+    lacking = [s for s in scopes.missing(_scopes(ops, kind.vocabulary), held, kind.vocabulary)]
+    lacking = [s for s in lacking if s not in side.missing_scopes]  # this side's own 403 named it already
+    refused = [s for s in lacking if s in _refused(evidence)]
+    if refused:
+        side.lack("a live read's 403 named it as required", refused, affected)
+        lacking = [s for s in lacking if s not in refused]
+    if not lacking:
+        return
+    sources = ", ".join(found.sources)
+    if found.granted is not None and found.exhaustive:
+        side.lack(f"the granted scopes do not include it (learnt from: {sources})", lacking, affected)
+    elif found.granted is not None:
+        side.doubt(
+            f"{', '.join(lacking)}: not proven; no live read proved it, and the granted scopes were learnt "
+            f"only from the {sources}, which may not name every scope"
+        )
+    else:
+        side.doubt(f"{', '.join(lacking)}: not proven; {unrevealed}")
+    if found.problems:
+        side.doubt(f"the granted scopes could not be learnt: {summary(found.problems)}")
+
+
+def _admin_needed(ops: list[Operation], evidence: Evidence) -> bool:
+    """Whether the admin permission of these reads counts: not when every one of them was read on a
+    repository without admin and answered 200 (Bitbucket's webhooks may be readable with the scope
+    alone: the live read decides, never the assumption)."""
+    admin = [op for op in ops if op.admin]
+    if not admin:
+        return False
+    return not all(_read_without_admin(op, evidence) for op in admin)
+
+
+def _read_without_admin(op: Operation, evidence: Evidence) -> bool:
+    result = evidence.read_without_admin.get(op)
+    return result is not None and result.outcome is Outcome.OK
 
 
 def _admin(side: Side, repos: list[Repo], inventory: Inventory) -> None:
@@ -199,7 +270,7 @@ def _repositories(side: Side, evidence: Evidence, repos: list[Repo]) -> None:
         side.doubt(git.reason)
 
 
-def _restore(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
+def _restore(category: Category, evidence: Evidence, repos: list[Repo], proven_anywhere: set[str]) -> Side:
     side, kind = Side(), evidence.credential.kind
     if not category.restore:
         side.status = NOT_APPLICABLE
@@ -211,19 +282,8 @@ def _restore(category: Category, evidence: Evidence, repos: list[Repo]) -> Side:
         side.reasons.append(f"{kind.title}s cannot hold this permission")
         return side
     per_repo = any(op.per_repository for op in ops)
-    if evidence.scopes.granted is None:
-        side.doubt("Bitbucket did not reveal the credential's scopes, so write access cannot be judged without writing")
-        if evidence.scopes.problems:
-            side.doubt(f"the granted scopes could not be learnt: {summary(evidence.scopes.problems)}")
-    else:
-        lacking = scopes.missing(_scopes(ops, kind.vocabulary), evidence.scopes.granted, kind.vocabulary)
-        if lacking:
-            # A 403's granted list is not documented to be complete; a partial one can only make
-            # this stricter, never a false "ok", so it is used, and its source is named.
-            source = ", ".join(evidence.scopes.sources)
-            side.lack(
-                f"write scopes missing (granted scopes learnt from: {source})", lacking, repos if per_repo else []
-            )
+    affected = repos if per_repo else []
+    _judge_scopes(side, ops, evidence, proven_anywhere, affected, RESTORE_UNREVEALED)
     if any(op.admin for op in ops):
         _admin(side, repos, evidence.inventory)
     if any(op.permission == "write" for op in ops):
@@ -270,6 +330,7 @@ def _budget(catalog: Catalog, evidence: Evidence, profile_ids: set[str]) -> Budg
         for c in catalog.categories
         if c.id in profile_ids and not c.retired
         for op in _applicable(c.read, evidence.credential.kind)
+        if op.method  # a registry (Packages) is not read through the REST API's hourly limit
     ]
     per_repo = sum(1 for op in reads if op.per_repository)
     per_run = per_repo * repos + (len(reads) - per_repo) + 2 * (repos // 100 + 1)
@@ -295,7 +356,9 @@ def _findings(guide: Guidance, evidence: Evidence, repos: list[Repo], git_catego
         findings.append(guide.item("no-repositories", git_categories, workspace=evidence.workspace))
     if evidence.scopes.problems:
         findings.append(guide.item("scopes-unreadable", problems=summary(evidence.scopes.problems)))
-    if evidence.git.outcome in ("rejected", "forbidden"):
+    if evidence.git.app_password:
+        findings.append(guide.item("app-password-git", git_categories, username=evidence.git.username))
+    elif evidence.git.outcome in ("rejected", "forbidden"):
         findings.append(
             guide.item(
                 "git-failing",
@@ -315,9 +378,16 @@ def _admin_gap(results: list[CategoryResult]) -> list[Repo]:
     return [r for r in admin.backup.affected if r.permission in ("read", "write")]
 
 
-def _loses(results: list[CategoryResult]) -> list[str]:
-    """What a backup without admin permission loses: every category that needs it."""
-    return [r.category.title for r in results if r.category.needs_admin and r.category.id != "repository-admin"]
+def _loses(results: list[CategoryResult], evidence: Evidence) -> list[str]:
+    """What a backup without admin permission loses: every category that needs it (not one whose
+    reads a live read on a repository without admin proved possible)."""
+    return [
+        r.category.title
+        for r in results
+        if r.category.needs_admin
+        and r.category.id != "repository-admin"
+        and _admin_needed(_applicable(r.category.read, evidence.credential.kind), evidence)
+    ]
 
 
 def _scope_items(guide: Guidance, advice: list[Advice]) -> list[Item]:
@@ -339,13 +409,14 @@ def _scope_items(guide: Guidance, advice: list[Advice]) -> list[Item]:
     return items + [guide.item("where-to-tick", unblocked, where=required[0].where)]
 
 
-def _admin_items(guide: Guidance, results: list[CategoryResult], gap: list[Repo], kind: Kind) -> list[Item]:
+def _admin_items(guide: Guidance, results: list[CategoryResult], gap: list[Repo], evidence: Evidence) -> list[Item]:
+    kind = evidence.credential.kind
     if not gap:
         return []
     lacking = [r for r in results if r.category.needs_admin and r.backup.status == MISSING]
     ids = [r.category.id for r in lacking]
     blocking = any(r.required_backup or r.required_restore for r in lacking)
-    loses = ", ".join(title.lower() for title in _loses(results))
+    loses = ", ".join(title.lower() for title in _loses(results, evidence))
     examples = ", ".join(str(r.full_name or r.slug) for r in gap[:EXAMPLES])
     return [
         guide.item("admin-gap", ids, blocking=blocking, count=len(gap), examples=examples, loses=loses),
@@ -390,27 +461,145 @@ def _category_items(guide: Guidance, results: list[CategoryResult]) -> list[Item
         category = r.category
         if category.retired:
             items.append(guide.item("retired", [category.id], title=category.title, date=category.retired))
-        elif category.note and r.required_backup:
+        elif category.note and (r.required_backup or category.note_always):
             items.append(guide.item("note", [category.id], title=category.title, note=category.note))
     return items
 
 
 def _guidance(
-    guide: Guidance, results: list[CategoryResult], evidence: Evidence, advice: list[Advice], budget: Budget
+    guide: Guidance,
+    results: list[CategoryResult],
+    evidence: Evidence,
+    advice: list[Advice],
+    budget: Budget,
+    platform: list[Item],
 ) -> list[Item]:
     """Every piece of advice, in the order a reader acts on it: scopes, admin, what could not be
-    checked, findings, what is optional, the cost; then what no credential changes."""
+    checked, findings, what is optional, what the platform announced (`platform`), the cost;
+    then what no credential changes."""
     repos = evidence.inventory.repositories
     git_categories = [r.category.id for r in results if r.category.git]
     optional = [a for a in advice if not a.required]
     items = _scope_items(guide, advice)
-    items += _admin_items(guide, results, _admin_gap(results), evidence.credential.kind)
+    items += _admin_items(guide, results, _admin_gap(results), evidence)
     items += _unknown_items(guide, results)
     items += _findings(guide, evidence, repos, git_categories)
     if optional:
         labels = ", ".join(a.label for a in optional)
         items.append(guide.item("optional-scopes", [c for a in optional for c in a.categories], labels=labels))
-    return items + _budget_items(guide, budget) + _category_items(guide, results)
+    return items + platform + _budget_items(guide, budget) + _category_items(guide, results)
+
+
+def _concerns(endpoint: str, workspace: str) -> bool:
+    """Whether an announcement is about this workspace's reads: its endpoint names the workspace, or
+    no workspace at all (GET /user, the OAuth grant: every workspace's backup reads those)."""
+    path = endpoint.partition(" ")[2]
+    parts = path.split("/")
+    scoped = (
+        len(parts) > 2
+        and parts[1] in ("repositories", "workspaces", "snippets")
+        or path.startswith("/user/workspaces/")
+    )
+    return not scoped or workspace in parts
+
+
+def removals(catalog: Catalog, evidence: Evidence) -> list[Removed]:
+    """Every 410 of this workspace's reads that named a changelog id (the REST answers the client
+    noted, and git's), with what the change means where the catalog knows the id."""
+    found = [
+        Removed(r.change, r.endpoint, catalog.changes.get(r.change), r.announcement_url)
+        for r in evidence.traffic.removals
+        if _concerns(r.endpoint, evidence.workspace)
+    ]
+    git = evidence.git
+    if git.change:
+        where = f"git over HTTPS ({evidence.workspace}/{git.repository})"
+        found.append(Removed(git.change, where, catalog.changes.get(git.change), git.announcement_url))
+    return found
+
+
+def _removal_items(guide: Guidance, found: list[Removed]) -> list[Item]:
+    items = []
+    for removed in found:
+        if removed.meaning:
+            values = {"endpoint": removed.endpoint, "change": removed.change, "meaning": removed.meaning}
+            items.append(guide.item("removed", variant="known", **values))
+        else:
+            items.append(guide.item("removed", variant="other", endpoint=removed.endpoint, change=removed.change))
+        if removed.announcement_url:
+            items.append(guide.item("announcement", link=removed.announcement_url))
+    return items
+
+
+def _deprecation_items(guide: Guidance, evidence: Evidence) -> list[Item]:
+    """A warning per endpoint announced to go: the backup reading it breaks on that date."""
+    items = []
+    for found in evidence.traffic.deprecations:
+        if not _concerns(found.endpoint, evidence.workspace):
+            continue
+        values = {
+            "endpoint": found.endpoint,
+            "deprecation": found.deprecation[:10] if found.deprecation else "no date given",
+            "link": found.link or "no link given",
+        }
+        if found.sunset:
+            items.append(guide.item("deprecated", variant="sunset", sunset=found.sunset[:10], **values))
+        else:
+            items.append(guide.item("deprecated", variant="no-sunset", **values))
+    return items
+
+
+def _vendor_items(guide: Guidance, catalog: Catalog, evidence: Evidence, profile: str) -> list[Item]:
+    """A vendor's page (still written for app passwords) line by line in this credential's scopes,
+    computed from the catalog's own operations, so the two cannot disagree."""
+    terms = catalog.vendor_terms.get(profile)
+    if terms is None:
+        return []
+    kind = evidence.credential.kind
+    items = [guide.item("vendor-terms", vendor=terms.vendor, kind=kind.title)]
+    for line in terms.lines:
+        categories = [catalog.category(c) for c in line.categories]
+        retired = next((c.retired for c in categories if c.retired), None)
+        ops = [op for c in categories for op in _applicable(c.read, kind)]
+        names = list(dict.fromkeys(s for op in ops for s in op.scopes_for(kind.vocabulary)))
+        if retired:
+            items.append(guide.item("vendor-term", variant="retired", term=line.term, date=retired))
+        elif names:
+            shown = " + ".join(_scope_name(s, kind) for s in names)
+            items.append(guide.item("vendor-term", variant="scopes", term=line.term, scopes=shown))
+        else:
+            items.append(guide.item("vendor-term", variant="none", term=line.term, kind=kind.title))
+    return items + [guide.item("app-password-gone", variant=kind.value)]
+
+
+def _scope_name(scope: str, kind: Kind) -> str:
+    label = scopes.label(scope, kind.vocabulary)
+    return scope if label == scope else f"{scope} ({label})"
+
+
+def _credential_notes(guide: Guidance, evidence: Evidence) -> list[Item]:
+    """What expires without any endpoint saying so, said once per workspace's report."""
+    credential = evidence.credential
+    if credential.kind is Kind.API_TOKEN:
+        notes = [guide.item("token-lifetime")]
+        if credential.auth_scheme == "bearer":
+            notes.append(guide.item("api-token-bearer"))
+        return notes
+    if credential.kind is Kind.OAUTH:
+        return [guide.item("oauth-refresh")]
+    return []
+
+
+def _platform_guidance(
+    guide: Guidance, catalog: Catalog, evidence: Evidence, profile: str, found: list[Removed]
+) -> list[Item]:
+    """What the platform says of itself (removals, announced removals) and a vendor's page in today's
+    scopes: after the advice on the credential, before the cost."""
+    return (
+        _removal_items(guide, found)
+        + _deprecation_items(guide, evidence)
+        + _vendor_items(guide, catalog, evidence, profile)
+    )
 
 
 def assess(
@@ -432,7 +621,7 @@ def assess(
             restore = Side(RETIRED, reasons=backup.reasons)
         else:
             backup = _backup(category, evidence, repos, proven_anywhere)
-            restore = _restore(category, evidence, repos)
+            restore = _restore(category, evidence, repos, proven_anywhere)
             if category.git:
                 _repositories(backup, evidence, repos)
         restore_required = check_restore and category.id in restored
@@ -441,7 +630,10 @@ def assess(
     guide = guidance.load()
     advice = _advice(results, evidence, check_restore, _where(guide, evidence))
     budget = _budget(catalog, evidence, required)
-    items = _guidance(guide, results, evidence, advice, budget)
+    found = removals(catalog, evidence)
+    platform = _platform_guidance(guide, catalog, evidence, profile.name, found)
+    items = _guidance(guide, results, evidence, advice, budget, platform)
+    items += _credential_notes(guide, evidence)  # under the table, after the categories' notes
     findings = [i.text for i in items if i.id in FINDINGS]
     return Assessment(
         verdict,
@@ -451,10 +643,11 @@ def assess(
         results,
         advice,
         _admin_gap(results),
-        _loses(results),
+        _loses(results, evidence),
         findings,
         budget,
         items,
+        found,
     )
 
 

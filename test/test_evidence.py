@@ -21,7 +21,7 @@ from pipe.outcomes import Outcome, Status, Verdict
 from pipe.survey import survey
 from pipe.survey.evidence import Evidence
 from pipe.variables import read_config
-from test.conftest import api_token, credential_env, simulator_env, workspace
+from test.conftest import ALL_READ, api_token, credential_env, simulator_env, workspace
 from test.simulator import Simulator
 
 CATALOG = load()
@@ -30,8 +30,9 @@ PROBED = [op for c in CATALOG.categories if not c.retired for op in c.probes]
 
 @pytest.fixture(scope="module")
 def evidence() -> Iterator[Evidence]:
-    """A complete API token's evidence: every required category is ok (checked below)."""
-    cred = api_token(scope_headers=True)
+    """A complete API token's evidence: every category is ok (checked below); Packages too, so the token
+    holds read:package:bitbucket (judged from the granted scopes: Packages have no REST endpoint)."""
+    cred = api_token([*ALL_READ, "read:package:bitbucket"], scope_headers=True)
     with Simulator(workspaces=[workspace()], credentials=[cred]) as sim:
         values = {"WORKSPACE": "acme", **credential_env(cred), **simulator_env(sim)}
         config = read_config(values, CATALOG.profiles, CATALOG.ids)

@@ -18,7 +18,11 @@ def test_complete_api_token(start, run_pipe):
     assert report["repositories"]["total"] == 6
     assert report["repositories"]["by_permission"]["admin"] == 6
     assert {c["id"]: c["backup"] for c in report["categories"]}["issues"] == "retired"
-    assert all(c["backup"] in ("ok", "retired") for c in report["categories"]), report["categories"]
+    # Packages are information only, judged from the granted scopes: the 403 that named them here may
+    # not name every scope, so read:package:bitbucket (not held) is unknown, never missing on a guess.
+    others = [c for c in report["categories"] if c["id"] != "packages"]
+    assert all(c["backup"] in ("ok", "retired") for c in others), report["categories"]
+    assert run.category("packages")["backup"] == "unknown" and run.category("packages")["needed"] == "info"
     assert report["git"]["outcome"] == "ok"
 
 

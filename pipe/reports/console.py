@@ -7,12 +7,14 @@ prefix, and read the same without colour (NO_COLOR)."""
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
 from typing import Any
 
 from pipe.redaction import neutralise
 
-WIDTH = 72
+WIDTH = 71  # 80 columns with the longest prefix, "WARNING: "
+LINK = re.compile(r"https?://\S{1,300}")
 MARKS = {
     "ok": "✔ ok",
     "missing": "✖ missing",
@@ -32,8 +34,17 @@ VERDICTS = {
 
 
 def _wrap(text: str, indent: str = "  ") -> list[str]:
+    # A link longer than a line is not cut (a cut link no longer opens): it overflows instead.
+    # Any other word longer than a line is cut, so that a server's long text keeps the width.
+    room = WIDTH - len(indent) - 2
+    links = all(LINK.fullmatch(word) for word in text.split() if len(word) > room)
     return textwrap.wrap(
-        text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
+        text,
+        WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_on_hyphens=False,
+        break_long_words=not links,
     ) or [indent]
 
 
@@ -42,6 +53,9 @@ def header(doc: dict[str, Any]) -> list[str]:
     its repositories too (several workspaces each have their own heading, see `section`)."""
     cred = doc.get("credential") or {}
     kind = str(cred.get("kind") or "").replace("_", " ")
+    # An API token over Bearer is not the documented Basic email:token: the header says so.
+    bearer = cred.get("kind") == "api_token" and cred.get("auth_scheme") == "bearer"
+    scheme = " over Bearer (no BITBUCKET_EMAIL)" if bearer else ""
     owner = f", {cred['owner']}" if cred.get("owner") else ""
     spaces = doc.get("workspaces") or []
     named = [str(ws["workspace"]) for ws in spaces]
@@ -62,7 +76,7 @@ def header(doc: dict[str, Any]) -> list[str]:
         "",
     )
     if cred:
-        lines.append(f"Credential: {kind}" + (f" ({cred['type']})" if cred.get("type") else "") + owner)
+        lines.append(f"Credential: {kind}" + (f" ({cred['type']})" if cred.get("type") else "") + scheme + owner)
     if cred.get("scopes") is not None:
         lines += _wrap(
             "Scopes: "

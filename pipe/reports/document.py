@@ -43,6 +43,7 @@ VOCABULARY = frozenset(
         "variant",
         "severity",
         "layout",
+        "auth_scheme",
     }
 )
 
@@ -124,6 +125,7 @@ def _credential(credential: Credential, evidence: Evidence | None) -> dict[str, 
         "scopes": sorted(str(s) for s in found.granted) if found and found.granted is not None else None,
         "scopes_source": list(found.sources) if found else [],
         "git_username": credential.git_username,
+        "auth_scheme": credential.auth_scheme,
     }
 
 
@@ -175,6 +177,8 @@ def build(
     if checked:
         # One client served every workspace: its requests and the run's time are the run's.
         doc["requests"] = checked[0].traffic.requests
+        # Endpoints that still answered but are announced to go (Deprecation / Sunset headers).
+        doc["deprecations"] = [vars(d) for d in checked[0].traffic.deprecations]
         doc["duration_seconds"] = round(max(e.elapsed for e in checked), 3)
     assessed = [s.assessment for s in sections if s.assessment]
     if assessed:
@@ -216,6 +220,7 @@ def _section(section: Section) -> dict[str, Any]:
             "loses": assessment.admin_gap_loses,
         }
         doc["findings"] = assessment.findings
+        doc["removals"] = [vars(r) for r in assessment.removals]
         budget = assessment.budget
         doc["rate_limit"] = {
             "requests_used": budget.requests_used,

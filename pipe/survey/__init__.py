@@ -123,14 +123,18 @@ async def _survey(
     revealed = asyncio.create_task(grants.reveal(client, scope_evidence, ws, repo))
     await asyncio.gather(*live.values(), cloned, revealed)
     probes.update({op: task.result() for op, task in live.items()})
+    found = await listing
+    not_admin = next((r.slug for r in found.repositories if r.permission in ("read", "write")), None)
+    checked = await reads.without_admin(client, probes, ws, not_admin, scope_evidence)
     return Evidence(
         credential,
         ws,
         signed_in.identity,
         scope_evidence,
-        await listing,
+        found,
         probes,
         cloned.result(),
         client.traffic,
         time.monotonic() - started,
+        checked,
     )

@@ -66,6 +66,9 @@ class Evidence:
     git: GitResult
     traffic: Traffic
     elapsed: float = 0.0
+    # Reads whose admin permission is Bitbucket's rule rather than their scope's (webhooks), read
+    # again on a repository the credential is not admin on: a 200 there proves admin is not needed.
+    read_without_admin: dict[Operation, ProbeResult] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
