@@ -21,6 +21,7 @@ from test.conftest import (
     API_TOKEN,
     CLASSIC_READ,
     EMAIL,
+    FIXTURES,
     SECRETS,
     access_token,
     api_token,
@@ -523,3 +524,34 @@ def test_an_access_token_gets_no_api_token_lifetime_note(start, run_pipe):
     cred = access_token(["repository", "repository:admin", "pullrequest", "pipeline", "project"])
     run = run_pipe(start([cred]), cred)
     assert guidance(run, "token-lifetime") == guidance(run, "oauth-refresh") == []
+
+
+# --- /user/workspaces in the workspace_access shape ------------------------------------------------
+
+
+def test_workspaces_of_star_are_read_in_the_workspace_access_shape(start, run_pipe):
+    # The simulator answers as the OpenAPI document says: {type: workspace_access, administrator, workspace}.
+    cred = api_token(permissions={"repo-0001": "read"})
+    sim = start([cred])
+    run = run_pipe(sim, cred, WORKSPACE="*")
+    assert [ws["workspace"] for ws in run.report["workspaces"]] == ["acme"]
+    (listed,) = [r for r in sim.requests if r.path == "/2.0/user/workspaces"]
+    assert listed.status == 200
+    assert run.code == 1 and run.section["admin_gap"]["examples"] == ["acme/repo-0001"]
+
+
+def test_the_removed_endpoints_shape_of_user_workspaces_grants_no_role(start, run_pipe):
+    """go-scm's fixture of /user/workspaces has the shape of the removed /user/permissions/workspaces
+    (`permission: owner`): a server answering so must not make the user a workspace administrator.
+    Only the slug is read; admin still comes from the permissions, so the gap is still reported."""
+    fixture = json.loads((FIXTURES / "user_workspaces.json").read_text())
+    fixture["values"] = [{**fixture["values"][0], "workspace": {**fixture["values"][0]["workspace"], "slug": "acme"}}]
+    fixture.pop("next", None)
+    cred = api_token(permissions={"repo-0001": "read"})
+    sim = start([cred])
+    tamper(sim, r"^/2\.0/user/workspaces$", raw(200, json.dumps(fixture).encode()))
+    run = run_pipe(sim, cred, WORKSPACE="*")
+    assert fixture["values"][0]["permission"] == "owner"
+    assert [ws["workspace"] for ws in run.report["workspaces"]] == ["acme"]
+    assert run.code == 1, run.output
+    assert run.section["admin_gap"]["repositories"] == 1 and run.section["admin_gap"]["examples"] == ["acme/repo-0001"]
