@@ -1,14 +1,19 @@
-"""Scale benchmark: the pipe against the simulator's bench workspace, each in its own process.
+"""Scale benchmark (issue 12): the pipe against the simulator's bench workspaces, and 0.1.0 against
+the same workspaces in the same run.
 
-    .venv/bin/python bench/run.py [--sizes 100,1000,5000,50000] [--latency-ms 100] [--json out.json]
+    .venv/bin/python bench/run.py [--rows 1,2,3,4] [--latency-ms 100] [--json out.json] [--results RESULTS.md]
 
-For each size N: start `python -m test.simulator --scenario bench --repos N` (every response
-delayed by --latency-ms), run `python -m pipe` against it and measure wall time (process start
-to exit), peak RSS of the pipe process (os.wait4 gives that one child's rusage), start-up (process
-start to the first request reaching the simulator) and API requests (the report's `requests`
-and the simulator's own count, read from GET /_sim/stats). For N = 100 and 1,000 a naive
-sequential loop (one GET per category per repository, as a curl script would do) is measured
-too; it is capped at --naive-cap repositories and extrapolated linearly beyond that.
+Each row of issue 12's table gets one simulator process (`python -m test.simulator --scenario
+bench --repos N [--without-admin M] [--workspace-admin]`, every response delayed --latency-ms).
+Against it run, one after the other, `python -m pipe` of this tree and `python -m pipe` of 0.1.0
+(`git archive aa0facf`, extracted to a temporary folder and run with the same interpreter and
+virtualenv: the old way is measured, not re-imagined). For each: API requests (the report's count
+and the simulator's, GET /_sim/stats before and after), wall time (process start to exit), peak
+RSS of the pipe process (os.wait4 gives that one child's rusage), the verdict and the admin gap.
+
+Before the runs the simulator answers each filtered list once (role=admin, the permission list
+with and without q=): it builds a filtered list of a 50,000-repository workspace on first use,
+which is the simulator's cost, not the pipe's. Those requests are not counted.
 """
 
 from __future__ import annotations
@@ -23,60 +28,65 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE = "bench"
-# Per-repository reads a backup makes, as a user's loop would call them one by one.
-NAIVE_ENDPOINTS = (
-    "pullrequests",
-    "pipelines_config/variables",
-    "hooks",
-    "branch-restrictions",
-    "deploy-keys",
-    "downloads",
-    "refs/branches",
-    "override-settings",
+OLD_COMMIT = "aa0facf"  # 0.1.0: lists every repository and every permission
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of issue 12's table with its targets (None: no target, the ratio is printed)."""
+
+    number: int
+    repos: int
+    without_admin: int
+    workspace_admin: bool
+    max_requests: int
+    max_wall: float | None
+    max_rss_mb: float
+
+    @property
+    def title(self) -> str:
+        who = ", the credential a workspace admin" if self.workspace_admin else ""
+        lacking = f"{self.without_admin:,} without admin" if self.without_admin else "all admin"
+        return f"{self.repos:,} repositories, {lacking}{who}"
+
+
+def formula(m: int) -> int:
+    """issue 12: at most 25 + ceil(M/100) requests, M = the repositories the report names."""
+    return 25 + math.ceil(m / 100)
+
+
+ROWS = (
+    Row(1, 50_000, 0, False, formula(0), 1.5, 80.0),
+    Row(2, 50_000, 500, False, formula(500), 2.0, 80.0),
+    Row(3, 50_000, 25_000, False, formula(25_000), None, 120.0),
+    Row(4, 5_000, 0, True, 20, 1.2, 80.0),
 )
-TARGET_WALL = {5_000: 2.5, 50_000: 15.0}  # seconds; sizes below 5,000 use the 5,000 target
-TARGET_RSS = {5_000: 120.0, 50_000: 250.0}  # MB
-TARGET_STARTUP = 1.0  # seconds
-
-
-def request_limit(n: int) -> int:
-    return 2 * math.ceil(n / 100) + 25
-
-
-def _target(table: dict[int, float], n: int) -> float:
-    fitting = [size for size in sorted(table) if n <= size]
-    return table[fitting[0]] if fitting else table[max(table)]
 
 
 @dataclass
-class Naive:
-    repositories_measured: int
-    requests_measured: int
-    wall_measured: float
-    requests: int  # for all N repositories (extrapolated when capped)
-    wall: float
-    extrapolated: bool
-
-
-@dataclass
-class Result:
-    n: int
-    limit: int
+class Measure:
     requests_report: int | None
     requests_simulator: int
     wall: float
     peak_rss_mb: float
-    startup: float | None
     exit_code: int
     verdict: str | None
-    simulator_ready_s: float
-    naive: Naive | None = None
+    admin_gap: int | None
+    strategy: str | None
+
+
+@dataclass
+class Result:
+    row: Row
+    new: Measure
+    old: Measure
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -91,33 +101,16 @@ def free_port() -> int:
 
 
 class SimulatorProcess:
-    def __init__(self, n: int, latency_ms: float):
+    def __init__(self, row: Row, latency_ms: float):
         self.port = free_port()
-        started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "test.simulator",
-                "--scenario",
-                "bench",
-                "--repos",
-                str(n),
-                "--latency-ms",
-                f"{latency_ms:g}",
-                "--port",
-                str(self.port),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        command = [sys.executable, "-m", "test.simulator", "--scenario", "bench", "--repos", str(row.repos)]
+        command += ["--latency-ms", f"{latency_ms:g}", "--port", str(self.port)]
+        command += ["--without-admin", str(row.without_admin)] + (["--workspace-admin"] if row.workspace_admin else [])
+        self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
         if not line:
             self.stop()
-            raise RuntimeError(f"the simulator exited before printing its URLs (N={n})")
-        self.ready_s = time.perf_counter() - started
+            raise RuntimeError(f"the simulator exited before printing its URLs ({row.title})")
         self.info = json.loads(line)
         self.credential = self.info["credentials"]["bench"]
         self.base = self.info["git_url"]
@@ -125,6 +118,23 @@ class SimulatorProcess:
     def stats(self) -> dict:
         with urllib.request.urlopen(f"{self.base}/_sim/stats", timeout=10) as reply:
             return json.loads(reply.read())
+
+    def warm(self) -> None:
+        """Each filtered list answered once (see the module's docstring)."""
+        import httpx  # the pipe's own dependency
+
+        auth = httpx.BasicAuth(self.credential["email"], self.credential["secret"])
+        api = self.info["api_url"]
+        asks = [
+            f"/repositories/{WORKSPACE}?pagelen=1",
+            f"/repositories/{WORKSPACE}?role=admin&pagelen=1",
+            f"/user/workspaces/{WORKSPACE}/permissions/repositories?pagelen=1",
+            f"/user/workspaces/{WORKSPACE}/permissions/repositories?pagelen=1&q="
+            + urllib.parse.quote('permission!="admin"'),
+        ]
+        with httpx.Client(auth=auth, timeout=120) as http:
+            for ask in asks:
+                http.get(api + ask)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -135,155 +145,129 @@ class SimulatorProcess:
             self.proc.wait()
 
 
-def run_pipe(sim: SimulatorProcess, workdir: Path, extra: dict[str, str]) -> tuple[float, float, int, float]:
-    """(wall s, peak RSS MB, exit code, start epoch) of one `python -m pipe` run."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(ROOT),
-        "BITBUCKET_API_URL": sim.info["api_url"],
-        "BITBUCKET_GIT_URL": sim.info["git_url"],
-        "BITBUCKET_EMAIL": sim.credential["email"],
-        "BITBUCKET_API_TOKEN": sim.credential["secret"],
-        "WORKSPACE": WORKSPACE,
-        "CODE_INSIGHTS": "false",
-        "NO_COLOR": "1",
-        "OUTPUT_JSON": str(workdir / "out" / "report.json"),
-        **extra,
-    }
-    with open(workdir / "pipe.log", "wb") as log:
-        start_epoch = time.time()
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipe"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not every child's
-        wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, proc.returncode, start_epoch  # ru_maxrss: KiB on Linux
+def old_tree(into: Path) -> Path:
+    """0.1.0's tree, from git, in a temporary folder."""
+    archive = subprocess.run(["git", "archive", OLD_COMMIT], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
-def naive_loop(sim: SimulatorProcess, n: int, cap: int) -> Naive:
-    """A user's script: list the repositories, then GET every per-repository endpoint in turn."""
-    import httpx  # the pipe's own dependency; imported here so that the timing above stays clean
-
-    before = sim.stats()["api_requests"]
-    api = sim.info["api_url"]
-    auth = httpx.BasicAuth(sim.credential["email"], sim.credential["secret"])
-    start = time.perf_counter()
-    slugs: list[str] = []
-    with httpx.Client(auth=auth, timeout=30) as http:
-        url: str | None = f"{api}/repositories/{WORKSPACE}?pagelen=100"
-        while url and len(slugs) < cap:
-            page = http.get(url).raise_for_status().json()
-            slugs += [v["slug"] for v in page["values"]]
-            url = page.get("next")
-        listing = time.perf_counter() - start
-        slugs = slugs[:cap]
-        for slug in slugs:
-            for endpoint in NAIVE_ENDPOINTS:
-                http.get(f"{api}/repositories/{WORKSPACE}/{slug}/{endpoint}")
-    wall = time.perf_counter() - start
-    measured = sim.stats()["api_requests"] - before
-    listing_pages = math.ceil(n / 100)
-    per_repo = (wall - listing) / max(1, len(slugs))
-    pages_read = measured - len(slugs) * len(NAIVE_ENDPOINTS)
-    per_page = listing / max(1, pages_read)
-    return Naive(
-        len(slugs),
-        measured,
+def run_pipe(sim: SimulatorProcess, tree: Path, extra: dict[str, str]) -> Measure:
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
+        workdir = Path(tmp)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(tree),
+            "BITBUCKET_API_URL": sim.info["api_url"],
+            "BITBUCKET_GIT_URL": sim.info["git_url"],
+            "BITBUCKET_EMAIL": sim.credential["email"],
+            "BITBUCKET_API_TOKEN": sim.credential["secret"],
+            "WORKSPACE": WORKSPACE,
+            "CODE_INSIGHTS": "false",
+            "NO_COLOR": "1",
+            "OUTPUT_JSON": str(workdir / "out" / "report.json"),
+            **extra,
+        }
+        before = sim.stats()["api_requests"]
+        with open(workdir / "pipe.log", "wb") as log:
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pipe"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not every child's
+            wall = time.perf_counter() - start
+        sent = sim.stats()["api_requests"] - before
+        path = workdir / "out" / "report.json"
+        report = json.loads(path.read_text()) if path.exists() else {}
+        if not report:
+            sys.stderr.write((workdir / "pipe.log").read_text(errors="replace")[-2000:])
+    section = _section(report)
+    return Measure(
+        report.get("requests", section.get("requests")),
+        sent,
         wall,
-        requests=listing_pages + n * len(NAIVE_ENDPOINTS),
-        wall=listing_pages * per_page + n * per_repo,
-        extrapolated=len(slugs) < n,
+        usage.ru_maxrss / 1024,  # KiB on Linux
+        os.waitstatus_to_exitcode(status),
+        report.get("verdict"),
+        (section.get("admin_gap") or {}).get("repositories"),
+        (section.get("repositories") or {}).get("strategy"),
     )
 
 
-def measure(n: int, latency_ms: float, naive_sizes: set[int], naive_cap: int, extra: dict[str, str]) -> Result:
-    sim = SimulatorProcess(n, latency_ms)
+def _section(report: dict) -> dict:
+    """The one workspace's part of the report (a report per workspace keeps them in a list)."""
+    for key in ("workspaces", "sections"):
+        parts = report.get(key)
+        if isinstance(parts, list) and parts and isinstance(parts[0], dict):
+            return parts[0]
+    return report
+
+
+def judge(result: Result) -> None:
+    row, new, old = result.row, result.new, result.old
+    if new.requests_report is None:
+        result.failures.append("no report")
+    for count, who in ((new.requests_report or 0, "report"), (new.requests_simulator, "simulator")):
+        if count > row.max_requests:
+            result.failures.append(f"requests {count} ({who}) > {row.max_requests}")
+    if row.max_wall is not None and new.wall >= row.max_wall:
+        result.failures.append(f"wall {new.wall:.2f} s >= {row.max_wall:g} s")
+    if new.peak_rss_mb >= row.max_rss_mb:
+        result.failures.append(f"RSS {new.peak_rss_mb:.0f} MB >= {row.max_rss_mb:g} MB")
+    if (new.verdict, new.admin_gap) != (old.verdict, old.admin_gap):
+        result.failures.append(f"verdict or admin gap differ from 0.1.0's ({old.verdict}, {old.admin_gap})")
+    if row.workspace_admin and new.admin_gap:
+        result.failures.append(f"a workspace admin told it lacks admin on {new.admin_gap} repositories")
+
+
+def measure(row: Row, latency_ms: float, old: Path, extra: dict[str, str]) -> Result:
+    sim = SimulatorProcess(row, latency_ms)
     try:
-        with tempfile.TemporaryDirectory(prefix=f"bench-{n}-") as tmp:
-            workdir = Path(tmp)
-            wall, rss, code, start_epoch = run_pipe(sim, workdir, extra)
-            stats = sim.stats()
-            report_path = workdir / "out" / "report.json"
-            report = json.loads(report_path.read_text()) if report_path.exists() else {}
-            if not report:
-                sys.stderr.write((workdir / "pipe.log").read_text(errors="replace")[-2000:])
-        first = stats.get("first_request_at")
-        result = Result(
-            n,
-            request_limit(n),
-            report.get("requests"),
-            stats["api_requests"],
-            wall,
-            rss,
-            (first - start_epoch) if first else None,
-            code,
-            report.get("verdict"),
-            sim.ready_s,
-        )
-        if n in naive_sizes:
-            result.naive = naive_loop(sim, n, naive_cap)
+        sim.warm()
+        new_run = run_pipe(sim, ROOT, extra)
+        old_run = run_pipe(sim, old, extra)
     finally:
         sim.stop()
+    result = Result(row, new_run, old_run)
     judge(result)
     return result
 
 
-def judge(r: Result) -> None:
-    if r.requests_report is None:
-        r.failures.append("no report")
-    elif r.requests_report > r.limit:
-        r.failures.append(f"requests {r.requests_report} > {r.limit}")
-    if r.requests_simulator > r.limit:
-        r.failures.append(f"simulator saw {r.requests_simulator} > {r.limit}")
-    if r.wall >= _target(TARGET_WALL, r.n):
-        r.failures.append(f"wall {r.wall:.2f} s >= {_target(TARGET_WALL, r.n):g} s")
-    if r.peak_rss_mb >= _target(TARGET_RSS, r.n):
-        r.failures.append(f"RSS {r.peak_rss_mb:.0f} MB >= {_target(TARGET_RSS, r.n):g} MB")
-    if r.startup is None or r.startup >= TARGET_STARTUP:
-        r.failures.append(f"start-up {r.startup} s >= {TARGET_STARTUP:g} s")
+def scaled(row: Row, scale: float) -> Row:
+    if scale == 1:
+        return row
+    repos, lacking = max(1, round(row.repos * scale)), round(row.without_admin * scale)
+    limit = row.max_requests if row.workspace_admin else formula(lacking)
+    return Row(row.number, repos, lacking, row.workspace_admin, limit, row.max_wall, row.max_rss_mb)
 
 
-def print_table(results: list[Result], latency_ms: float) -> None:
-    print(f"\nbackup-readiness scale benchmark: simulator latency {latency_ms:g} ms per response\n")
-    head = (
-        f"{'N':>7} {'requests':>9} {'sim req':>8} {'limit':>6} {'wall s':>7} {'peak RSS MB':>12} "
-        f"{'start-up s':>11} {'pipe says':>13} verdict"
-    )
-    print(head)
-    print("-" * len(head))
+def table(results: list[Result], latency_ms: float) -> list[str]:
+    lines = [
+        f"Simulator latency {latency_ms:g} ms per response; CONCURRENCY default (8).",
+        "",
+        "| # | workspace | pipe | requests (report / server) | limit | wall s | peak RSS MB | verdict | admin gap |"
+        " strategy |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|---|",
+    ]
     for r in results:
-        startup = f"{r.startup:.2f}" if r.startup is not None else "-"
-        print(
-            f"{r.n:>7,} {r.requests_report!s:>9} {r.requests_simulator:>8} {r.limit:>6} {r.wall:>7.2f} "
-            f"{r.peak_rss_mb:>12.1f} {startup:>11} {r.verdict!s:>13} "
-            f"{'PASS' if r.ok else 'FAIL: ' + '; '.join(r.failures)}"
-        )
-    print(
-        "\nTargets: requests <= 2*ceil(N/100)+25 (report and simulator); wall < 2.5 s up to 5,000 "
-        "and < 15 s for 50,000;\npeak RSS < 120 MB up to 5,000 and < 250 MB for 50,000; start-up "
-        "(process start to first request) < 1 s."
-    )
-    naive = [r for r in results if r.naive]
-    if naive:
-        print(
-            "\nNaive sequential loop (list, then GET each of "
-            f"{len(NAIVE_ENDPOINTS)} per-repository endpoints for every repository):\n"
-        )
-        print(f"{'N':>7} {'measured on':>12} {'requests':>9} {'wall s':>9} {'req ratio':>10} {'wall ratio':>11}")
-        for r in naive:
-            nv = r.naive
-            note = f"{nv.repositories_measured} repos" + (" *" if nv.extrapolated else "")
-            print(
-                f"{r.n:>7,} {note:>12} {nv.requests:>9} {nv.wall:>9.1f} "
-                f"{nv.requests / max(1, r.requests_report or 1):>9.1f}x {nv.wall / r.wall:>10.1f}x"
+        for name, m in (("this tree", r.new), ("0.1.0", r.old)):
+            limit = f"{r.row.max_requests}" if name == "this tree" else "-"
+            lines.append(
+                f"| {r.row.number} | {r.row.title} | {name} | {m.requests_report} / {m.requests_simulator} | {limit} "
+                f"| {m.wall:.2f} | {m.peak_rss_mb:.1f} | {m.verdict} | {m.admin_gap} | {m.strategy or '-'} |"
             )
-        if any(r.naive.extrapolated for r in naive):
-            print(
-                "\n* measured on the first repositories only and extrapolated linearly to N "
-                "(the full loop would take too long);\n  ratios are naive / pipe."
-            )
+    lines += ["", "| # | requests 0.1.0 / this tree | wall 0.1.0 / this tree | RSS 0.1.0 / this tree | targets |"]
+    lines += ["|---|---:|---:|---:|---|"]
+    for r in results:
+        n, o = r.new, r.old
+        wall = f"< {r.row.max_wall:g} s" if r.row.max_wall is not None else "ratio printed"
+        targets = f"<= {r.row.max_requests} requests, {wall}, < {r.row.max_rss_mb:g} MB"
+        verdict = "PASS" if r.ok else "FAIL: " + "; ".join(r.failures)
+        lines.append(
+            f"| {r.row.number} | {o.requests_simulator / max(1, n.requests_simulator):.1f}x "
+            f"| {o.wall / n.wall:.1f}x | {o.peak_rss_mb / n.peak_rss_mb:.1f}x | {targets}: {verdict} |"
+        )
+    return lines
 
 
 def machine() -> dict:
@@ -300,39 +284,56 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100,1000,5000,50000", help="comma-separated workspace sizes")
+    parser.add_argument("--rows", default="1,2,3,4", help="which rows of issue 12's table (1-4)")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="simulator delay per response")
-    parser.add_argument("--naive", default="100,1000", help="sizes to run the naive loop on ('' = none)")
-    parser.add_argument("--naive-cap", type=int, default=100, help="repositories the naive loop really reads")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply the workspace sizes (a quick look; targets are for 1)"
+    )
+    parser.add_argument("--results", type=Path, help="write the tables (Markdown) to this file")
     parser.add_argument(
         "--pipe-env",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="an extra variable for the pipe, e.g. CONCURRENCY=4 (repeatable)",
+        help="an extra variable for both pipes, e.g. CONCURRENCY=16 (repeatable)",
     )
     args = parser.parse_args(argv)
-    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
-    naive_sizes = {int(s) for s in args.naive.split(",") if s.strip()}
+    wanted = {int(n) for n in args.rows.split(",") if n.strip()}
     extra = dict(item.split("=", 1) for item in args.pipe_env)
+    load_before = os.getloadavg()
     results = []
-    for n in sizes:
-        print(f"N={n:,}: ...", end=" ", flush=True)
-        result = measure(n, args.latency_ms, naive_sizes, args.naive_cap, extra)
-        print(f"{result.wall:.2f} s, {result.requests_report} requests, {result.peak_rss_mb:.0f} MB", flush=True)
-        results.append(result)
-    print_table(results, args.latency_ms)
+    with tempfile.TemporaryDirectory(prefix="backup-readiness-0.1.0-") as tmp:
+        old = old_tree(Path(tmp))
+        for row in (scaled(r, args.scale) for r in ROWS if r.number in wanted):
+            print(f"row {row.number}: {row.title} ...", end=" ", flush=True)
+            result = measure(row, args.latency_ms, old, extra)
+            print(
+                f"{result.new.wall:.2f} s, {result.new.requests_simulator} requests, "
+                f"{result.new.peak_rss_mb:.0f} MB (0.1.0: {result.old.wall:.2f} s, "
+                f"{result.old.requests_simulator} requests, {result.old.peak_rss_mb:.0f} MB)",
+                flush=True,
+            )
+            results.append(result)
+    load_after = os.getloadavg()
+    lines = table(results, args.latency_ms)
+    load = f"Load average (1, 5, 15 min): {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} before, "
+    load += f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} after."
+    print("\n" + "\n".join(lines) + "\n\n" + load)
+    if args.results:
+        args.results.write_text("\n".join(lines) + "\n\n" + load + "\n")
+        print(f"\nTables written to {args.results}")
     if args.json:
         doc = {
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "latency_ms": args.latency_ms,
             "machine": machine(),
+            "load_average": {"before": load_before, "after": load_after},
             "pipe_env": extra,
             "results": [{**asdict(r), "ok": r.ok} for r in results],
         }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"\nFigures written to {args.json}")
+        print(f"Figures written to {args.json}")
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -32,8 +32,58 @@ FINDINGS = (
     "scopes-unreadable",
     "git-failing",
     "app-password-git",
+    "inventory-fallback",
 )  # guidance ids report.json lists as findings
 HOURLY_LIMIT = 1000  # repository data, per user or token (Bitbucket's documented default)
+# Bitbucket's hourly limits (bitbucket-cloud.md section 4, support.atlassian.com "API request
+# limits"): counted per user for API tokens, per OAuth consumer, per access token; only access
+# tokens get scaled limits (1,000 + 10 per paid seat over 100, up to 10,000) and X-RateLimit-* headers.
+COUNTED_PER = {
+    Kind.API_TOKEN: "the user's",
+    Kind.OAUTH: "the OAuth consumer's",
+    Kind.ACCESS_TOKEN: "the access token's",
+}
+DOCUMENTED_LIMIT = {
+    Kind.API_TOKEN: "Bitbucket's documented limit for API tokens (1,000 an hour per user)",
+    Kind.OAUTH: "Bitbucket's documented limit for OAuth consumers (1,000 an hour)",
+    Kind.ACCESS_TOKEN: (
+        "Bitbucket's documented default for access tokens (1,000 an hour; scaled limits of up to 10,000 "
+        "are announced in X-RateLimit-Limit, which was not sent)"
+    ),
+}
+FULL_LISTING = "full listing"  # Inventory.strategy when a shortcut was not trusted
+
+
+@dataclass(frozen=True)
+class Affected:
+    """The repositories something costs: how many, and the ones the report can name (all of them
+    when `count == len(named)`; for "every repository" only the first listed, as examples)."""
+
+    count: int = 0
+    named: tuple[Repo, ...] = ()
+
+    @classmethod
+    def everywhere(cls, inventory: Inventory) -> Affected:
+        return cls(inventory.total, tuple(inventory.examples))
+
+    @classmethod
+    def having(cls, inventory: Inventory, *permissions: str) -> Affected:
+        """The repositories with one of `permissions` (only read and write ones are kept by name)."""
+        named = tuple(r for r in inventory.without_admin if r.permission in permissions)
+        return cls(sum(inventory.count(p) for p in permissions), named)
+
+    def __or__(self, other: Affected) -> Affected:
+        if not other.count:
+            return self
+        if not self.count:
+            return other
+        known = {r.slug for r in self.named}
+        named = self.named + tuple(r for r in other.named if r.slug not in known)
+        complete = len(self.named) == self.count and len(other.named) == other.count
+        return Affected(len(named) if complete else max(self.count, other.count), named)
+
+
+NOWHERE = Affected()
 
 
 @dataclass
@@ -42,15 +92,14 @@ class Side:
 
     status: Status = OK
     missing_scopes: list[str] = field(default_factory=list)
-    affected: list[Repo] = field(default_factory=list)
+    affected: Affected = NOWHERE
     reasons: list[str] = field(default_factory=list)
 
-    def lack(self, reason: str, scopes_: list[str] = (), affected: list[Repo] = ()) -> None:
+    def lack(self, reason: str, scopes_: list[str] = (), affected: Affected = NOWHERE) -> None:
         self.status = MISSING
         self.reasons.append(reason)
         self.missing_scopes = sorted(set(self.missing_scopes) | set(scopes_))
-        known = {r.slug for r in self.affected}
-        self.affected += [r for r in affected if r.slug not in known]
+        self.affected = self.affected | affected
 
     def doubt(self, reason: str) -> None:
         if self.status is OK:
@@ -90,6 +139,13 @@ class Budget:
     backup_requests_per_run: int
     hourly_limit: int
     fits_in_an_hour: bool
+    limit_source: str = ""  # X-RateLimit-Limit, or Bitbucket's documented default
+    counted_per: str = ""  # whose hour it is: the user's, the access token's, the OAuth consumer's
+
+    @property
+    def share_of_hour(self) -> float:
+        """The requests this check used, as a share of the hourly limit (0.012 = 1.2 %)."""
+        return self.requests_used / self.hourly_limit if self.hourly_limit else 0.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +166,7 @@ class Assessment:
     check_restore: bool
     categories: list[CategoryResult]
     advice: list[Advice]
-    admin_gap: list[Repo]
+    admin_gap: Affected
     admin_gap_loses: list[str]
     findings: list[str]
     budget: Budget
@@ -140,14 +196,14 @@ def _proven(catalog: Catalog, evidence: Evidence) -> set[str]:
     }
 
 
-def _backup(category: Category, evidence: Evidence, repos: list[Repo], proven_anywhere: set[str]) -> Side:
+def _backup(category: Category, evidence: Evidence, repos: Inventory, proven_anywhere: set[str]) -> Side:
     side, kind = Side(), evidence.credential.kind
     ops = _applicable(category.read, kind)
     if not ops:
         side.status = NOT_APPLICABLE
         side.reasons.append(f"{kind.title}s cannot hold this permission; it needs an API token or OAuth consumer")
         return side
-    affected = repos if any(op.per_repository for op in ops) else []
+    affected = Affected.everywhere(repos) if any(op.per_repository for op in ops) else NOWHERE
     for op in ops:
         if not op.probe:
             continue  # read by a backup, not by the survey: judged from the granted scopes below
@@ -163,7 +219,7 @@ def _backup(category: Category, evidence: Evidence, repos: list[Repo], proven_an
             side.doubt(f"{op.label} could not be read: {result.reason or result.outcome}")
     _judge_scopes(side, ops, evidence, proven_anywhere, affected, BACKUP_UNREVEALED)
     if _admin_needed(ops, evidence):
-        _admin(side, repos, evidence.inventory)
+        _admin(side, repos)
     return side
 
 
@@ -179,7 +235,7 @@ def _refused(evidence: Evidence) -> set[str]:
 
 
 def _judge_scopes(
-    side: Side, ops: list[Operation], evidence: Evidence, proven: set[str], affected: list[Repo], unrevealed: str
+    side: Side, ops: list[Operation], evidence: Evidence, proven: set[str], affected: Affected, unrevealed: str
 ) -> None:
     """The scopes `ops` need that no live read proved (`proven`: every scope a 200 showed held).
     Missing when a live read's 403 named it, or when a source that names every granted scope left
@@ -231,46 +287,49 @@ def _read_without_admin(op: Operation, evidence: Evidence) -> bool:
     return result is not None and result.outcome is Outcome.OK
 
 
-def _admin(side: Side, repos: list[Repo], inventory: Inventory) -> None:
-    unknown = [r for r in repos if r.permission == "unknown"]
-    lacking = [r for r in repos if r.permission in ("read", "write")]
-    if lacking:
-        side.lack(f"no admin permission on {len(lacking)} of {len(repos)} repositories", [], lacking)
-    _unknown_permissions(side, unknown, inventory)
+def _admin(side: Side, inventory: Inventory) -> None:
+    lacking = Affected.having(inventory, "read", "write")
+    if lacking.count:
+        side.lack(f"no admin permission on {lacking.count} of {inventory.total} repositories", [], lacking)
+    _unknown_permissions(side, inventory.count("unknown"), inventory)
 
 
-def _unknown_permissions(side: Side, unknown: list[Repo], inventory: Inventory) -> None:
+def _unknown_permissions(side: Side, unknown: int, inventory: Inventory) -> None:
     # A broken entry of the permission list may have been about any repository: doubt, never a guess.
     if not unknown and not inventory.problems:
         return
-    reason = f"the permission on {len(unknown)} repositories could not be learnt"
+    reason = f"the permission on {unknown} repositories could not be learnt"
     if not unknown:
         reason = "the repository permissions could not all be read"
     side.doubt(reason + (f": {summary(inventory.problems)}" if inventory.problems else ""))
 
 
-def _repositories(side: Side, evidence: Evidence, repos: list[Repo]) -> None:
+def _repositories(side: Side, evidence: Evidence, repos: Inventory) -> None:
     inventory, git = evidence.inventory, evidence.git
     if inventory.listing.outcome is Outcome.FAILED:
         side.doubt(f"the repository list could not be read: {inventory.listing.reason}")
     elif inventory.listing.outcome is Outcome.SCOPE:
-        side.lack("the repository list answered 403: scope missing", list(inventory.listing.required), repos)
+        side.lack(
+            "the repository list answered 403: scope missing",
+            list(inventory.listing.required),
+            Affected.everywhere(repos),
+        )
     elif inventory.listing.outcome is not Outcome.OK:  # 403, 404, 410...: no list, so nothing is proven
         side.doubt(
             f"the repository list could not be read: HTTP {inventory.listing.status} "
             f"({inventory.listing.reason or inventory.listing.outcome})"
         )
-    elif not repos:
+    elif not repos.total:
         side.lack("the credential sees no repositories in the workspace")
     for slug in inventory.not_visible:
         side.lack(f"repository '{slug}' (REPOSITORIES) is not visible to the credential")
     if git.outcome.refused:
-        side.lack(git.reason, [], repos)
+        side.lack(git.reason, [], Affected.everywhere(repos))
     elif git.outcome is GitOutcome.FAILED:
         side.doubt(git.reason)
 
 
-def _restore(category: Category, evidence: Evidence, repos: list[Repo], proven_anywhere: set[str]) -> Side:
+def _restore(category: Category, evidence: Evidence, repos: Inventory, proven_anywhere: set[str]) -> Side:
     side, kind = Side(), evidence.credential.kind
     if not category.restore:
         side.status = NOT_APPLICABLE
@@ -282,15 +341,15 @@ def _restore(category: Category, evidence: Evidence, repos: list[Repo], proven_a
         side.reasons.append(f"{kind.title}s cannot hold this permission")
         return side
     per_repo = any(op.per_repository for op in ops)
-    affected = repos if per_repo else []
+    affected = Affected.everywhere(repos) if per_repo else NOWHERE
     _judge_scopes(side, ops, evidence, proven_anywhere, affected, RESTORE_UNREVEALED)
     if any(op.admin for op in ops):
-        _admin(side, repos, evidence.inventory)
+        _admin(side, repos)
     if any(op.permission == "write" for op in ops):
-        readers = [r for r in repos if r.permission == "read"]
-        if readers:
-            side.lack(f"read-only permission on {len(readers)} repositories", [], readers)
-        _unknown_permissions(side, [r for r in repos if r.permission == "unknown"], evidence.inventory)
+        readers = Affected.having(repos, "read")
+        if readers.count:
+            side.lack(f"read-only permission on {readers.count} repositories", [], readers)
+        _unknown_permissions(side, repos.count("unknown"), repos)
     return side
 
 
@@ -317,14 +376,14 @@ def _advice(results: list[CategoryResult], evidence: Evidence, check_restore: bo
                     advice.unblocks.append(title)
                 if result.category.id not in advice.categories:
                     advice.categories.append(result.category.id)
-                advice.affected_repositories = max(advice.affected_repositories, len(side.affected))
+                advice.affected_repositories = max(advice.affected_repositories, side.affected.count)
                 advice.required = advice.required or required
                 advice.restore_only = advice.restore_only and restore
     return sorted(found.values(), key=lambda a: (not a.required, a.scope))
 
 
 def _budget(catalog: Catalog, evidence: Evidence, profile_ids: set[str]) -> Budget:
-    repos = len(evidence.inventory.repositories)
+    repos = evidence.inventory.total
     reads = [
         op
         for c in catalog.categories
@@ -334,8 +393,10 @@ def _budget(catalog: Catalog, evidence: Evidence, profile_ids: set[str]) -> Budg
     ]
     per_repo = sum(1 for op in reads if op.per_repository)
     per_run = per_repo * repos + (len(reads) - per_repo) + 2 * (repos // 100 + 1)
-    limit = evidence.traffic.rate.limit or HOURLY_LIMIT
-    return Budget(evidence.traffic.requests, per_run, limit, per_run <= limit)
+    kind, sent = evidence.credential.kind, evidence.traffic.rate.limit
+    limit = sent or HOURLY_LIMIT
+    source = "X-RateLimit-Limit header" if sent else DOCUMENTED_LIMIT[kind]
+    return Budget(evidence.traffic.requests, per_run, limit, per_run <= limit, source, COUNTED_PER[kind])
 
 
 def _verdict(results: list[CategoryResult], check_restore: bool) -> tuple[Verdict, ExitCode]:
@@ -350,9 +411,11 @@ def _verdict(results: list[CategoryResult], check_restore: bool) -> tuple[Verdic
     return verdict, verdict.exit_code
 
 
-def _findings(guide: Guidance, evidence: Evidence, repos: list[Repo], git_categories: list[str]) -> list[Item]:
+def _findings(guide: Guidance, evidence: Evidence, repos: Inventory, git_categories: list[str]) -> list[Item]:
     findings = []
-    if evidence.inventory.listing.outcome == "ok" and not repos:
+    if repos.strategy == FULL_LISTING:
+        findings.append(guide.item("inventory-fallback", reason=repos.fallback))
+    if evidence.inventory.listing.outcome == "ok" and not repos.total:
         findings.append(guide.item("no-repositories", git_categories, workspace=evidence.workspace))
     if evidence.scopes.problems:
         findings.append(guide.item("scopes-unreadable", problems=summary(evidence.scopes.problems)))
@@ -371,11 +434,13 @@ def _findings(guide: Guidance, evidence: Evidence, repos: list[Repo], git_catego
     return findings
 
 
-def _admin_gap(results: list[CategoryResult]) -> list[Repo]:
+def _admin_gap(results: list[CategoryResult], inventory: Inventory) -> Affected:
     """Repositories the credential lacks admin permission on. A repository the admin reads were
     refused on for want of a scope is not one: its fix is the scope, named with the others."""
     admin = next(r for r in results if r.category.id == "repository-admin")
-    return [r for r in admin.backup.affected if r.permission in ("read", "write")]
+    if admin.backup.status in (NOT_APPLICABLE, RETIRED):
+        return NOWHERE
+    return Affected.having(inventory, "read", "write")
 
 
 def _loses(results: list[CategoryResult], evidence: Evidence) -> list[str]:
@@ -409,17 +474,17 @@ def _scope_items(guide: Guidance, advice: list[Advice]) -> list[Item]:
     return items + [guide.item("where-to-tick", unblocked, where=required[0].where)]
 
 
-def _admin_items(guide: Guidance, results: list[CategoryResult], gap: list[Repo], evidence: Evidence) -> list[Item]:
+def _admin_items(guide: Guidance, results: list[CategoryResult], gap: Affected, evidence: Evidence) -> list[Item]:
     kind = evidence.credential.kind
-    if not gap:
+    if not gap.count:
         return []
     lacking = [r for r in results if r.category.needs_admin and r.backup.status == MISSING]
     ids = [r.category.id for r in lacking]
     blocking = any(r.required_backup or r.required_restore for r in lacking)
     loses = ", ".join(title.lower() for title in _loses(results, evidence))
-    examples = ", ".join(str(r.full_name or r.slug) for r in gap[:EXAMPLES])
+    examples = ", ".join(str(r.full_name or r.slug) for r in gap.named[:EXAMPLES])
     return [
-        guide.item("admin-gap", ids, blocking=blocking, count=len(gap), examples=examples, loses=loses),
+        guide.item("admin-gap", ids, blocking=blocking, count=gap.count, examples=examples, loses=loses),
         guide.item("admin-fix", ids, variant=kind.value, blocking=blocking),
     ]
 
@@ -440,13 +505,20 @@ def _unknown_items(guide: Guidance, results: list[CategoryResult]) -> list[Item]
     return items
 
 
+def _percent(share: float) -> str:
+    """1.2 %, 0.05 %: two significant digits, so that a small share does not read as zero."""
+    return f"{share * 100:.2g} %" if share < 0.1 else f"{share * 100:.0f} %"
+
+
 def _budget_items(guide: Guidance, budget: Budget) -> list[Item]:
     items = [
         guide.item(
             "budget",
             requests=budget.requests_used,
             per_run=budget.backup_requests_per_run,
-            limit=budget.hourly_limit,
+            limit=f"{budget.hourly_limit:,}",
+            share=_percent(budget.share_of_hour),
+            per=budget.counted_per,
         )
     ]
     if not budget.fits_in_an_hour:
@@ -477,11 +549,11 @@ def _guidance(
     """Every piece of advice, in the order a reader acts on it: scopes, admin, what could not be
     checked, findings, what is optional, what the platform announced (`platform`), the cost;
     then what no credential changes."""
-    repos = evidence.inventory.repositories
+    repos = evidence.inventory
     git_categories = [r.category.id for r in results if r.category.git]
     optional = [a for a in advice if not a.required]
     items = _scope_items(guide, advice)
-    items += _admin_items(guide, results, _admin_gap(results), evidence)
+    items += _admin_items(guide, results, _admin_gap(results, repos), evidence)
     items += _unknown_items(guide, results)
     items += _findings(guide, evidence, repos, git_categories)
     if optional:
@@ -611,7 +683,7 @@ def assess(
     required = set(profile.backup) | set(require)
     # What a restore needs is the profile's own list (a backup app and a restore app may differ).
     restored = set(profile.restore) | set(require)
-    repos = evidence.inventory.repositories
+    repos = evidence.inventory
     proven_anywhere = _proven(catalog, evidence)
     results = []
     for category in catalog.categories:
@@ -642,7 +714,7 @@ def assess(
         check_restore,
         results,
         advice,
-        _admin_gap(results),
+        _admin_gap(results, repos),
         _loses(results, evidence),
         findings,
         budget,

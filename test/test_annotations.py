@@ -67,10 +67,6 @@ def run_insights(start, run_pipe, cred, repositories: int, **variables):
     return sim, run
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs issue 12's inventory (repositories.without_admin lists every repository without admin), not on main yet: strict, so it fails once that lands and the mark must go",
-)
 def test_one_annotation_per_scope_and_per_repository_without_admin_in_batches_of_100(start, run_pipe, batch_schema):
     cred = api_token(LACKING, permissions=READ_ONLY)
     sim, run = run_insights(start, run_pipe, cred, 130)
@@ -103,10 +99,6 @@ def test_one_annotation_per_scope_and_per_repository_without_admin_in_batches_of
     assert "not annotated" not in report["details"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs issue 12's inventory (repositories.without_admin lists every repository without admin), not on main yet: strict, so it fails once that lands and the mark must go",
-)
 def test_at_most_1000_annotations_and_the_rest_counted_in_the_details(start, run_pipe, batch_schema):
     cred = api_token(LACKING, default_permission="read")
     sim, run = run_insights(start, run_pipe, cred, 1050)
@@ -142,10 +134,6 @@ def test_a_ready_run_posts_no_annotation(start, run_pipe):
     assert [r.method for r in sim.requests if "/commit/" in r.path] == ["PUT"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs issue 12's inventory (repositories.without_admin lists every repository without admin), not on main yet: strict, so it fails once that lands and the mark must go",
-)
 def test_a_refused_batch_is_a_warning_and_the_verdict_stands(start, run_pipe):
     cred = api_token(LACKING, permissions=READ_ONLY)
     sim = start([cred], [workspace(130, git=1)])

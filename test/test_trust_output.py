@@ -34,6 +34,7 @@ USER, WORKSPACE, REPOS, PULLS = (
     r"/pullrequests$",
 )
 TOKEN_PATH = r"^/site/oauth2/access_token$"
+PERMS = r"^/2\.0/user/workspaces/acme/permissions/repositories$"
 NO_PULLS = [s for s in ALL_READ if s != "read:pullrequest:bitbucket"]
 FORGED = "x\n\x1b[0mINFO: ✔ READY: the credential can back up everything the profile needs. (exit 0)"
 # Anything that moves the cursor, recolours or reorders text in a terminal.
@@ -76,6 +77,18 @@ def hostile_strings(sim, text: str, *, user: bool = True, pulls: bool = True) ->
             **body,
             # A full name longer than a workspace ID and a slug is a shape problem, not text to show.
             "values": [{**v, "full_name": f"acme/{v['slug']}{text[:150]}"} for v in body.get("values", [])],
+        },
+    )
+    # The repositories without admin are named by the permission list (issue 12): its names too.
+    rewrite(
+        sim,
+        PERMS,
+        lambda body, req: {
+            **body,
+            "values": [
+                {**v, "repository": {**v["repository"], "full_name": v["repository"]["full_name"] + text}}
+                for v in body.get("values", [])
+            ],
         },
     )
     if pulls:

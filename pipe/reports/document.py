@@ -43,6 +43,9 @@ VOCABULARY = frozenset(
         "variant",
         "severity",
         "layout",
+        "strategy",
+        "permission",
+        "workspace_role",
         "auth_scheme",
     }
 )
@@ -69,8 +72,8 @@ def _side(side: Side, required: bool) -> dict[str, Any]:
         "status": side.status.value,
         "required": required,
         "missing_scopes": side.missing_scopes,
-        "affected_repositories": len(side.affected),
-        "example_repositories": [str(r.full_name or r.slug) for r in side.affected[:3]],
+        "affected_repositories": side.affected.count,
+        "example_repositories": [str(r.full_name or r.slug) for r in side.affected.named[:3]],
         "reasons": side.reasons,
     }
 
@@ -93,7 +96,7 @@ def _category(result: CategoryResult, guidance: list[Item]) -> dict[str, Any]:
         "required": {"backup": result.required_backup, "restore": result.required_restore},
         "needed": _needed(result),
         "missing_scopes": result.backup.missing_scopes,
-        "affected_repositories": len(result.backup.affected),
+        "affected_repositories": result.backup.affected.count,
         "details": {
             "backup": _side(result.backup, result.required_backup),
             "restore": _side(result.restore, result.required_restore),
@@ -199,9 +202,17 @@ def _section(section: Section) -> dict[str, Any]:
     if evidence:
         inventory = evidence.inventory
         doc["repositories"] = {
-            "total": len(inventory.repositories),
+            "total": inventory.total,
             "by_permission": {p: inventory.count(p) for p in PERMISSIONS},
             "permissions_source": inventory.permissions_source,
+            "sources": dict(inventory.sources),
+            "workspace_role": inventory.workspace_role,
+            "strategy": inventory.strategy,
+            "fallback": inventory.fallback or None,
+            "without_admin": [
+                {"full_name": r.full_name, "permission": r.permission, "source": r.source}
+                for r in inventory.without_admin
+            ],
             "not_visible": inventory.not_visible,
         }
         doc["git"] = {
@@ -215,8 +226,8 @@ def _section(section: Section) -> dict[str, Any]:
         doc["guidance"] = [_item(i) for i in assessment.guidance]
         doc["missing_scopes"] = [vars(a) for a in assessment.advice]
         doc["admin_gap"] = {
-            "repositories": len(assessment.admin_gap),
-            "examples": [str(r.full_name or r.slug) for r in assessment.admin_gap[:3]],
+            "repositories": assessment.admin_gap.count,
+            "examples": [str(r.full_name or r.slug) for r in assessment.admin_gap.named[:3]],
             "loses": assessment.admin_gap_loses,
         }
         doc["findings"] = assessment.findings
@@ -225,6 +236,9 @@ def _section(section: Section) -> dict[str, Any]:
         doc["rate_limit"] = {
             "requests_used": budget.requests_used,
             "hourly_limit": budget.hourly_limit,
+            "share_of_hourly_limit": round(budget.share_of_hour, 4),
+            "limit_source": budget.limit_source,
+            "counted_per": budget.counted_per,
             "backup_requests_per_run": budget.backup_requests_per_run,
             "fits_in_an_hour": budget.fits_in_an_hour,
             "throttled": evidence.traffic.rate.throttled if evidence else 0,

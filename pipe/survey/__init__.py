@@ -124,7 +124,7 @@ async def _survey(
     await asyncio.gather(*live.values(), cloned, revealed)
     probes.update({op: task.result() for op, task in live.items()})
     found = await listing
-    not_admin = next((r.slug for r in found.repositories if r.permission in ("read", "write")), None)
+    not_admin = found.without_admin[0].slug if found.without_admin else None
     checked = await reads.without_admin(client, probes, ws, not_admin, scope_evidence)
     return Evidence(
         credential,

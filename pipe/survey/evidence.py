@@ -31,20 +31,37 @@ class Repo:
     slug: str
     full_name: str
     permission: str  # admin | write | read | unknown
+    source: str = ""  # where the permission came from (see Inventory.permissions_source)
+
+
+PERMISSIONS = ("admin", "write", "read", "unknown")
 
 
 @dataclass
 class Inventory:
+    """The repositories the credential sees (those of REPOSITORIES when set) and its permission on
+    them, as counts; only the repositories the report names are kept one by one (memory grows with
+    them, not with the workspace)."""
+
     listing: ProbeResult  # the repository list itself
-    repositories: list[Repo] = field(default_factory=list)
+    total: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PERMISSIONS, 0))
+    # Every repository without admin (write or read), in full_name order. For an access token, whose
+    # permission is the same on every repository it reaches, only examples (its fix is one scope).
+    without_admin: list[Repo] = field(default_factory=list)
+    examples: list[Repo] = field(default_factory=list)  # the first repositories listed
     permissions_source: str = "unknown"
+    sources: dict[str, int] = field(default_factory=dict)  # where each permission came from -> how many
+    workspace_role: str | None = None  # owner | create-project | collaborator | member, when learnt
+    strategy: str = "filtered"  # filtered | full listing
+    fallback: str = ""  # why the filtered shortcut was not trusted (strategy "full listing")
     not_visible: list[str] = field(default_factory=list)
     # Entries of the permission list that were not in Bitbucket's shape: the permissions
     # learnt are then not trusted to be complete (see assessment._admin).
     problems: list[str] = field(default_factory=list)
 
     def count(self, permission: str) -> int:
-        return sum(1 for r in self.repositories if r.permission == permission)
+        return self.counts.get(permission, 0)
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,36 @@
-"""Repositories and permissions: the workspace's repository list and the credential's permission
-on each, both read as whole paged collections, side by side.
+"""Repositories and permissions, frugally: counts from Bitbucket's `size`, and only the
+repositories the report names (those without admin) read one by one.
 
-The live reads need one representative repository, and should not wait for every page: the
-first page of each listing is enough to choose it. `Lister.first_pages()` returns those first
-pages (FirstPages) as soon as both are in, or as soon as a listing ended without one.
+The filtered way (issue 12), side by side first:
+
+    GET /repositories/{ws}?pagelen=3&fields=size,...               N, and the first repositories
+    GET /repositories/{ws}?role=admin&pagelen=1&fields=size,...    A, and one admin repository
+    GET /user/workspaces/{ws}/permission                           the role (users only; role.py)
+
+then, only when the credential is not a workspace owner and A < N, every page of
+`GET /user/workspaces/{ws}/permissions/repositories?q=permission!="admin"` (users: the M
+repositories without admin, with their permission). A + M must equal N: the permission list is
+ambiguous (explicit grants only, or effective permissions?), so no repository is declared
+non-admin on its word alone; role=admin is the cross-check. An access token's permission is its
+scopes', the same on every repository it reaches. With REPOSITORIES the same filters are asked in
+batches (`q=slug="a" OR slug="b"`), never one request per repository.
+
+Trust but verify: a count without `size`, a page that holds fewer or more items than asked,
+an item outside the filter, a `q=` answered 400, or counts that do not add up make the survey
+list everything instead (the full listing: the repository list, role=admin and the permission
+list, every page) and say why (Inventory.strategy and .fallback). Both ways give the same
+permissions. Each page is reduced to what is kept as it arrives (paging's `keep`), so memory
+does not depend on whether the server honours `fields=`.
+
+The live reads need one representative repository and should not wait for the rest:
+`Lister.first_pages()` is ready as soon as the two first counts are in (FirstPages).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,18 +38,32 @@ from pipe import paging, scopes
 from pipe.client import ApiFailure, Client, Reply
 from pipe.credential import Kind
 from pipe.outcomes import Outcome
+from pipe.paging import Distrust
 from pipe.shapes import ShapeError, expect_dict, expect_one_of, expect_str, page, place_of, summary
-from pipe.survey.evidence import Inventory, ProbeResult, Repo, classify, json_body
+from pipe.survey import role
+from pipe.survey.evidence import PERMISSIONS, Inventory, ProbeResult, Repo, classify, json_body
 from pipe.survey.grants import ScopeEvidence
 from pipe.variables import Config
 
-PERMISSIONS = ("admin", "write", "read")
+WORDS = ("admin", "write", "read")
 # Bitbucket's repository slugs: they go into API paths and git URLs, so nothing else is used.
 # Never '.', '..' or a leading dot: httpx removes dot segments, so /repositories/acme/../hooks would
 # read /repositories/hooks, another endpoint, whose answer would count as the repository's.
 SLUG = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
-REPO_FIELDS = "size,page,pagelen,next,values.slug,values.full_name,values.project.key"
+REPO_FIELDS = "size,page,pagelen,next,values.slug,values.full_name"
+FULL_NAME_LIMIT = 2 * 128 + 1  # workspace/slug
 PERM_FIELDS = "size,page,pagelen,next,values.permission,values.repository.full_name"
+EXAMPLES = 3  # repositories the report names as examples
+BATCH = 50  # names per BBQL OR-filter: ~3 KB of query, one page of answers
+NOT_ADMIN = 'permission!="admin"'
+# Where a permission came from (report.json repositories.sources, and each named repository's source).
+FROM_ROLE = "workspace role owner"
+FROM_ROLE_ADMIN = "repository list role=admin"
+FROM_PERMISSIONS = "repository permissions list"
+FROM_UNLISTED = "visible without a listed grant"
+FROM_TOKEN = "access token scopes"
+FROM_NOTHING = "not learnt"
+FILTERED, FULL = "filtered", "full listing"
 
 
 def _repository(item: Any, endpoint: str, place: str) -> tuple[str, str]:
@@ -38,50 +72,30 @@ def _repository(item: Any, endpoint: str, place: str) -> tuple[str, str]:
     slug = expect_str(item.get("slug"), endpoint, place_of(place, "slug"), empty=False)
     if not SLUG.fullmatch(slug):
         raise ShapeError(endpoint, f"'{place_of(place, 'slug')}' is not a repository slug")
-    return slug, expect_str(item.get("full_name"), endpoint, place_of(place, "full_name"), empty=False)
+    return slug, _full_name(item.get("full_name"), endpoint, place_of(place, "full_name"))
 
 
-def _permission_of(item: Any, endpoint: str, place: str) -> str:
-    """The full_name one item of the permission list is about."""
-    repository = expect_dict(
-        expect_dict(item, endpoint, place).get("repository"), endpoint, place_of(place, "repository")
-    )
-    return expect_str(repository.get("full_name"), endpoint, place_of(place, "repository.full_name"), empty=False)
+def _slug(item: Any) -> str | None:
+    """An item's slug when it is one (checked as the repository list's are), else None."""
+    slug = item.get("slug") if isinstance(item, dict) else None
+    return slug if isinstance(slug, str) and SLUG.fullmatch(slug) else None
 
 
-def _readable(items: list[Any], parse: Callable[[Any, str, str], Any], endpoint: str) -> tuple[list[Any], list[str]]:
-    """The items `parse` accepts, and what was wrong with the others."""
-    found, problems = [], []
-    for index, item in enumerate(items):
-        try:
-            found.append(parse(item, endpoint, place_of("values", index)))
-        except ShapeError as exc:
-            problems.append(str(exc))
-    return found, problems
+def _full_name(value: Any, endpoint: str, place: str) -> str:
+    """Display text (the slug goes into URLs), at most a workspace ID and a slug long: a longer one
+    is not Bitbucket's, and would be carried into every report."""
+    full = expect_str(value, endpoint, place, empty=False)
+    if len(full) > FULL_NAME_LIMIT:
+        raise ShapeError(endpoint, f"'{place}' is longer than a repository's full name can be")
+    return full
 
 
-def _permissions(items: list[Any], endpoint: str) -> tuple[dict[str, str], list[str]]:
-    """full_name (lower case) -> admin | write | read | unknown. An unknown permission word, or
-    two different words for one repository, is `unknown` for it: never read, never admin."""
-    found: dict[str, str] = {}
-    problems: list[str] = []
-    for index, item in enumerate(items):
-        place = place_of("values", index)
-        try:
-            name = _permission_of(item, endpoint, place).lower()
-        except ShapeError as exc:
-            problems.append(str(exc))
-            continue
-        try:
-            word = expect_one_of(item.get("permission"), PERMISSIONS, endpoint, place_of(place, "permission"))
-        except ShapeError as exc:
-            problems.append(str(exc))
-            word = "unknown"
-        if found.get(name, word) != word:
-            problems.append(f"{endpoint}: '{place}' names a repository already listed with another permission")
-            word = "unknown"
-        found[name] = word
-    return found, problems
+def _permission(item: Any, endpoint: str, place: str) -> tuple[str, str]:
+    """(full_name, admin | write | read) of one item of the permission list."""
+    item = expect_dict(item, endpoint, place)
+    repository = expect_dict(item.get("repository"), endpoint, place_of(place, "repository"))
+    full = _full_name(repository.get("full_name"), endpoint, place_of(place, "repository.full_name"))
+    return full, expect_one_of(item.get("permission"), WORDS, endpoint, place_of(place, "permission"))
 
 
 def _token_permission(granted: set[str] | None) -> str:
@@ -93,127 +107,474 @@ def _token_permission(granted: set[str] | None) -> str:
     return "read" if granted is not None else "unknown"
 
 
-@dataclass(frozen=True)
-class FirstPage:
-    """The items of a listing's first page (none when it could not be read)."""
+def _slug_of(full: str) -> str:
+    return full.rpartition("/")[2]
 
-    endpoint: str = ""
-    items: tuple[Any, ...] = ()
+
+def _either(*names: str) -> str:
+    """A BBQL OR-filter: `slug="a" OR slug="b"` (a name never holds a quote: slugs are checked)."""
+    return " OR ".join(names)
+
+
+def _batches(items: list[str], size: int = BATCH) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class _Keep:
+    """paging's `keep` for one listing: each page reduced to what is kept, what was wrong with
+    the other items remembered. `check` raises Distrust for an item outside the filter. Items of
+    the permission list (full_name, word) are kept once per repository: one named twice with two
+    words is `unknown` (never read, never admin)."""
+
+    def __init__(
+        self, endpoint: str, parse: Callable[[Any, str, str], Any], check: Callable[[Any], None] | None = None
+    ):
+        self.endpoint, self.parse, self.check = endpoint, parse, check
+        self.problems: list[str] = []
+        self.items = 0
+        self.words: dict[str, str] = {}  # permission list: full_name (lower case) -> word
+
+    def __call__(self, items: list[Any]) -> list[Any]:
+        kept = []
+        for item in items:
+            place = place_of("values", self.items)
+            self.items += 1
+            try:
+                found = self.parse(item, self.endpoint, place)
+            except ShapeError as exc:
+                self.problems.append(str(exc))
+                continue
+            if self.check:
+                self.check(found)
+            if self.parse is _permission and not self._first_time(found, place):
+                continue
+            kept.append(found)
+        return kept
+
+    def _first_time(self, found: tuple[str, str], place: str) -> bool:
+        name, word = found[0].lower(), found[1]
+        if name not in self.words:
+            self.words[name] = word
+            return True
+        if self.words[name] != word:
+            self.problems.append(
+                f"{self.endpoint}: '{place}' names a repository already listed with another permission"
+            )
+            self.words[name] = "unknown"
+        return False
+
+    def permissions(self, kept: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The kept (full_name, word) items with a repeated repository's word made `unknown`."""
+        return [(full, self.words.get(full.lower(), word)) for full, word in kept]
+
+
+@dataclass
+class Listing:
+    """One paged collection as read: its first answer and what was kept, or why it could not be read."""
+
+    endpoint: str
+    reply: Reply | None = None
+    values: list[Any] = field(default_factory=list)
+    failure: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.reply is not None and self.reply.ok
+
+
+@dataclass
+class Count:
+    """One page asked for its `size`: the total, and the items it holds."""
+
+    endpoint: str
+    asked: int
+    reply: Reply | None = None
+    failure: str | None = None
+    size: int | None = None
+    items: list[tuple[str, str]] = field(default_factory=list)
+    sent: int = 0  # items on the page, readable or not
+    problems: list[str] = field(default_factory=list)
+    # The first usable slug on the page, even when its item is broken elsewhere (a full name): the
+    # live reads can still use the repository, while the broken list is judged unknown.
+    slug: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.reply is not None and self.reply.ok
+
+    def total(self) -> int:
+        """The `size`, once checked against the page: Distrust when it cannot be trusted."""
+        if not self.ok:
+            status = self.reply.status if self.reply is not None else None
+            raise Distrust(f"{self.endpoint} answered {status or self.failure}")
+        if self.size is None:
+            raise Distrust(f"{self.endpoint}: the page does not tell its size")
+        if self.sent != min(self.asked, self.size):
+            raise Distrust(
+                f"{self.endpoint}: the page holds {self.sent} items for pagelen={self.asked} and size {self.size:,}"
+            )
+        return self.size
 
 
 @dataclass(frozen=True)
 class FirstPages:
-    repositories: FirstPage
-    permissions: FirstPage
+    """What the first answers proved of two repositories: one the credential is admin on, and the
+    first one listed."""
+
+    admin: str | None = None
+    listed: str | None = None
 
     def representative(self, wanted: tuple[str, ...]) -> str | None:
         """The repository the live reads and git use: the first of REPOSITORIES, else one the
         credential is admin on (its admin reads can then succeed), else the first listed."""
         if wanted:
             return wanted[0]
-        listed = self.repositories
-        repos = [slug for slug, _ in _readable(list(listed.items), _repository, listed.endpoint)[0]]
-        names, _ = _permissions(list(self.permissions.items), self.permissions.endpoint)
-        admin = [n.rpartition("/")[2] for n, word in names.items() if word == "admin"]
-        for slug in admin:
-            if slug in repos:
-                return slug
-        admin = [slug for slug in admin if SLUG.fullmatch(slug)]
-        return repos[0] if repos else (admin[0] if admin else None)
+        return self.admin or self.listed
 
 
 @dataclass
-class Listing:
-    """One paged collection as read: its first answer and every item, or why it could not be read."""
+class _Tally:
+    """Permissions being counted: counts, the repositories kept by name, where each came from."""
 
-    endpoint: str
-    reply: Reply | None = None
-    values: list[Any] = field(default_factory=list)
-    failure: str | None = None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PERMISSIONS, 0))
+    sources: dict[str, int] = field(default_factory=dict)
+    named: list[Repo] = field(default_factory=list)
 
-
-REPOS, PERMS = "repositories", "permissions"
+    def add(self, permission: str, source: str, count: int = 1, repos: Iterable[Repo] = ()) -> None:
+        if count <= 0:
+            return
+        self.counts[permission] += count
+        self.sources[source] = self.sources.get(source, 0) + count
+        self.named += [r for r in repos if r.permission in ("read", "write")]
 
 
 class Lister:
-    """Lists repositories and permissions side by side (`run`); `first_pages` is ready as soon as
-    the first page of each is in, so that the live reads need not wait for the rest."""
+    """The inventory (`run`); `first_pages` is ready as soon as the representative is known, so that
+    the live reads need not wait for the rest."""
 
     def __init__(self, client: Client, config: Config, grants: ScopeEvidence, kind: Kind):
         self.client, self.config, self.grants, self.kind = client, config, grants, kind
-        self._first: dict[str, FirstPage] = {}
+        ws = config.workspace
+        self.repos_path = f"/repositories/{ws}"
+        self.perms_path = f"/user/workspaces/{ws}/permissions/repositories"
+        self._first = FirstPages()
         self._first_in = asyncio.Event()
 
     async def first_pages(self) -> FirstPages:
         await self._first_in.wait()
-        return FirstPages(self._first.get(REPOS, FirstPage()), self._first.get(PERMS, FirstPage()))
+        return self._first
 
-    def _first_page(self, which: str, endpoint: str, reply: Reply) -> None:
-        """paging's on_first hook. The page's shape is checked here, before paging reads `size`
-        or `next` from it: a ShapeError ends the listing (see _collect)."""
-        items: list[Any] = []
+    async def run(self) -> Inventory:
         try:
-            if reply.ok:
-                items = page(json_body(reply, endpoint), endpoint).values
+            learning = asyncio.create_task(role.learn(self.client, self.config.workspace, self.kind))
+            if self.config.repositories:
+                self._first_in.set()  # the representative is the first of REPOSITORIES
+            return await self._survey(learning)
         finally:
-            self._first[which] = FirstPage(endpoint, tuple(items))
-            if len(self._first) == 2:
-                self._first_in.set()
+            self._first_in.set()  # a listing that ended without a first page: the reads go on
 
-    async def _collect(self, which: str, path: str, fields: str) -> Listing:
-        endpoint = f"GET {path}"
+    async def _survey(self, learning: asyncio.Task[role.WorkspaceRole]) -> Inventory:
+        wanted = list(self.config.repositories)
+        if wanted:  # the whole list's count is asked only for its status: the batches name the rest
+            listed, admin = await self._count({}, 1), Count("", 1)
+        else:
+            listed, admin = await asyncio.gather(self._count({}, EXAMPLES), self._count({"role": "admin"}, 1))
+        self._first = FirstPages(admin.slug if admin.ok else None, listed.slug if listed.ok else None)
+        self._first_in.set()
+        who = await learning
+        if listed.failure is not None or listed.reply is None:
+            return Inventory(ProbeResult(Outcome.FAILED, reason=listed.failure or "no answer"))
+        result = classify(listed.reply, listed.endpoint, grants=self.grants)
+        if listed.problems:  # the list is not whole: what it proves is not trusted either
+            result = ProbeResult(Outcome.FAILED, listed.reply.status, reason=summary(listed.problems))
+        if result.outcome is not Outcome.OK:
+            return Inventory(result)
         try:
-            reply, values = await paging.collect(
-                self.client, path, {"fields": fields}, lambda r: self._first_page(which, endpoint, r)
+            inventory = await (self._subset(wanted, who) if wanted else self._filtered(listed, admin, who))
+        except Distrust as doubt:
+            inventory = await self._full(wanted, who, doubt.reason)
+        if inventory.listing.outcome is Outcome.OK:  # a full listing that failed keeps its reason
+            inventory.listing = result
+        inventory.workspace_role = who.role
+        return inventory
+
+    # --- the filtered way --------------------------------------------------------------------
+
+    async def _count(self, params: dict[str, str], pagelen: int) -> Count:
+        endpoint = f"GET {self.repos_path}" + ("?role=admin" if params.get("role") else "")
+        count = Count(endpoint, pagelen)
+        try:
+            count.reply = await self.client.get(self.repos_path, {**params, "fields": REPO_FIELDS, "pagelen": pagelen})
+        except ApiFailure as exc:
+            count.failure = exc.reason
+            return count
+        if not count.reply.ok:
+            return count
+        try:
+            shown = page(json_body(count.reply, endpoint), endpoint)
+        except ShapeError as exc:
+            count.failure = str(exc)
+            return count
+        keep = _Keep(endpoint, _repository)
+        count.size, count.sent = shown.size, len(shown.values)
+        count.items, count.problems = keep(shown.values), keep.problems
+        count.slug = next((slug for item in shown.values if (slug := _slug(item)) is not None), None)
+        count.reply.body = {k: v for k, v in count.reply.body.items() if k != "values"}  # kept above
+        return count
+
+    async def _filtered(self, listed: Count, admin: Count, who: role.WorkspaceRole) -> Inventory:
+        total = listed.total()
+        examples = [Repo(slug, full, "unknown") for slug, full in listed.items[:EXAMPLES]]
+        tally = _Tally()
+        if who.admin:
+            tally.add("admin", FROM_ROLE, total)
+            return self._inventory(FILTERED, total, tally, examples)
+        admins = admin.total()
+        if admins > total or (admins and not admin.items):
+            raise Distrust(f"{admin.endpoint}: {admins:,} admin repositories of {total:,} listed")
+        tally.add("admin", FROM_ROLE_ADMIN, admins)
+        others = total - admins
+        if not others:
+            return self._inventory(FILTERED, total, tally, examples)
+        if self.kind is Kind.ACCESS_TOKEN:
+            word = _token_permission(self.grants.granted)
+            word = "unknown" if word == "admin" else word  # role=admin disagrees with the scopes
+            shown = [Repo(r.slug, r.full_name, word, FROM_TOKEN) for r in examples] if not admins else []
+            tally.add(word, FROM_TOKEN, others, shown)
+            return self._inventory(FILTERED, total, tally, examples)
+        perms = await self._collect(self.perms_path, {"q": NOT_ADMIN, "fields": PERM_FIELDS}, _permission, _not_admin)
+        if perms.reply is not None and perms.reply.status == 400:
+            raise Distrust(f"{perms.endpoint} answered 400 to q={NOT_ADMIN}")
+        if not perms.ok:
+            why = perms.failure or classify(perms.reply, perms.endpoint).reason
+            tally.add("unknown", FROM_NOTHING, others)
+            inventory = self._inventory(FILTERED, total, tally, examples)
+            inventory.problems = [f"the repository permissions could not be read: {why}"]
+            return inventory
+        if len(perms.values) + len(perms.problems) != others:
+            raise Distrust(
+                f"{others:,} repositories are not admin by role=admin, and the permission list names "
+                f"{len(perms.values) + len(perms.problems):,} without admin"
             )
+        repos = [Repo(_slug_of(full), full, word, FROM_PERMISSIONS) for full, word in perms.values]
+        for word in ("write", "read"):
+            group = [r for r in repos if r.permission == word]
+            tally.add(word, FROM_PERMISSIONS, len(group), group)
+        unknown = sum(1 for r in repos if r.permission == "unknown") + len(perms.problems)
+        tally.add("unknown", FROM_NOTHING, unknown)
+        inventory = self._inventory(FILTERED, total, tally, examples)
+        inventory.problems = perms.problems
+        return inventory
+
+    async def _subset(self, wanted: list[str], who: role.WorkspaceRole) -> Inventory:
+        """REPOSITORIES: which of them are visible, which admin, the others' permission, by batches."""
+        batches = _batches(wanted)
+        asks = [self._named(self.repos_path, {}, batch) for batch in batches]
+        if not who.admin:
+            asks += [self._named(self.repos_path, {"role": "admin"}, batch) for batch in batches]
+        answers = await asyncio.gather(*asks)
+        visible = [repo for found in answers[: len(batches)] for repo in found]
+        admins = {full.lower() for found in answers[len(batches) :] for _, full in found}
+        tally, order = _Tally(), {slug: i for i, slug in enumerate(wanted)}
+        visible.sort(key=lambda repo: order.get(repo[0].lower(), len(order)))
+        if who.admin:
+            tally.add("admin", FROM_ROLE, len(visible))
+        else:
+            tally.add("admin", FROM_ROLE_ADMIN, sum(1 for _, full in visible if full.lower() in admins))
+        others = [(slug, full) for slug, full in visible if not who.admin and full.lower() not in admins]
+        problems: list[str] = []
+        if others and self.kind is Kind.ACCESS_TOKEN:
+            word = _token_permission(self.grants.granted)
+            word = "unknown" if word == "admin" else word
+            tally.add(word, FROM_TOKEN, len(others), [Repo(s, f, word, FROM_TOKEN) for s, f in others])
+        elif others:
+            words, problems = await self._words([full for _, full in others])
+            repos = [
+                Repo(slug, full, words.get(full.lower(), "unknown" if problems else "read"), source)
+                for slug, full in others
+                for source in [FROM_PERMISSIONS if full.lower() in words else FROM_UNLISTED]
+            ]
+            for word in ("write", "read", "unknown"):
+                for source in (FROM_PERMISSIONS, FROM_UNLISTED):
+                    group = [r for r in repos if r.permission == word and r.source == source]
+                    tally.add(word, source, len(group), group)
+        examples = [Repo(slug, full, "unknown") for slug, full in visible[:EXAMPLES]]
+        inventory = self._inventory(FILTERED, len(visible), tally, examples)
+        seen = {slug.lower() for slug, _ in visible}
+        inventory.not_visible = [slug for slug in wanted if slug not in seen]
+        inventory.problems = problems
+        return inventory
+
+    async def _named(self, path: str, params: dict[str, str], batch: list[str]) -> list[tuple[str, str]]:
+        """The repositories of one batch of slugs the list shows (with `role=`, those it shows for it)."""
+        asked = {slug.lower() for slug in batch}
+
+        def inside(found: tuple[str, str]) -> None:
+            if found[0].lower() not in asked:
+                raise Distrust(f"GET {path}: a page filtered by slug holds '{found[0]}', which was not asked for")
+
+        query = {**params, "q": _either(*(f'slug="{slug}"' for slug in batch)), "fields": REPO_FIELDS}
+        listing = await self._collect(path, query, _repository, inside)
+        return self._only_page(listing, len(batch))
+
+    async def _words(self, names: list[str]) -> tuple[dict[str, str], list[str]]:
+        """The permission list's word for each of `names` (lower case), by batches of BBQL."""
+
+        async def one(batch: list[str]) -> Listing:
+            asked = {name.lower() for name in batch}
+
+            def inside(found: tuple[str, str]) -> None:
+                if found[0].lower() not in asked:
+                    raise Distrust(f"GET {self.perms_path}: a page filtered by repository holds another one")
+
+            q = _either(*(f'repository.full_name="{name}"' for name in batch))
+            return await self._collect(self.perms_path, {"q": q, "fields": PERM_FIELDS}, _permission, inside)
+
+        words: dict[str, str] = {}
+        problems: list[str] = []
+        batches = _batches(names)
+        for batch, listing in zip(batches, await asyncio.gather(*(one(batch) for batch in batches)), strict=True):
+            for full, word in self._only_page(listing, len(batch)):
+                words[full.lower()] = word
+            problems += listing.problems
+        return words, problems
+
+    def _only_page(self, listing: Listing, most: int) -> list[Any]:
+        """A filtered batch's items: one page of at most `most`; anything else is not trusted."""
+        if listing.reply is not None and listing.reply.status == 400:
+            raise Distrust(f"{listing.endpoint} answered 400 to a q= filter")
+        if not listing.ok:
+            raise Distrust(f"{listing.endpoint}: {listing.failure or f'answered {listing.reply.status}'}")
+        if len(listing.values) + len(listing.problems) > most:
+            raise Distrust(f"{listing.endpoint}: a filter for {most} repositories answered more")
+        return listing.values
+
+    # --- the full listing ---------------------------------------------------------------------
+
+    async def _collect(
+        self,
+        path: str,
+        params: dict[str, str],
+        parse: Callable[[Any, str, str], Any],
+        check: Callable[[Any], None] | None = None,
+    ) -> Listing:
+        endpoint = f"GET {path}"
+        keep = _Keep(endpoint, parse, check)
+
+        def first(reply: Reply) -> None:
+            # The first page's shape is checked before paging reads `size` or `next` from it.
+            if reply.ok:
+                page(json_body(reply, endpoint), endpoint)
+
+        try:
+            reply, values = await paging.collect(self.client, path, params, first, keep)
         except ApiFailure as exc:
             return Listing(endpoint, failure=exc.reason)
         except ShapeError as exc:
             return Listing(endpoint, failure=str(exc))
-        return Listing(endpoint, reply, list(values))
+        if parse is _permission:
+            values = keep.permissions(values)
+        return Listing(endpoint, reply, values, problems=keep.problems)
 
-    async def run(self) -> Inventory:
-        ws = self.config.workspace
-        try:
-            repos, perms = await asyncio.gather(
-                self._collect(REPOS, f"/repositories/{ws}", REPO_FIELDS),
-                self._collect(PERMS, f"/user/workspaces/{ws}/permissions/repositories", PERM_FIELDS),
-            )
-        finally:
-            self._first_in.set()  # a listing that ended without a first page: the reads go on
-        return self._build(repos, perms)
-
-    def _known(self, perms: Listing) -> tuple[dict[str, str], str, str, list[str]]:
-        """(permission by full_name, the permission of repositories not listed, source, problems)."""
-        if perms.failure is not None or perms.reply is None:
-            failure = perms.failure or "no answer"
-            return {}, "unknown", f"not readable: {failure}", [failure]
-        reply = perms.reply
-        if not reply.ok and self.kind is Kind.ACCESS_TOKEN:  # a token has no user to list them for
-            return {}, _token_permission(self.grants.granted), "access token scopes", []
-        if not reply.ok:
-            why = classify(reply, perms.endpoint).reason
-            return {}, "unknown", f"not readable: {why}", []
-        known, problems = _permissions(perms.values, perms.endpoint)
-        # A broken entry may have been any repository's: the unlisted ones are then not assumed read.
-        return known, "unknown" if problems else "read", "repository permissions API", problems
-
-    def _build(self, repos: Listing, perms: Listing) -> Inventory:
-        if repos.failure is not None or repos.reply is None:
-            return Inventory(ProbeResult(Outcome.FAILED, reason=repos.failure or "no answer"))
-        listing = classify(repos.reply, repos.endpoint, grants=self.grants)
-        found, problems = _readable(repos.values, _repository, repos.endpoint)
-        if problems:  # the list is not whole: what it proves is not trusted either
-            listing = ProbeResult(Outcome.FAILED, repos.reply.status, reason=summary(problems))
-        known, default, source, trouble = self._known(perms)
-        inventory = Inventory(listing, permissions_source=source, problems=trouble)
-        wanted = set(self.config.repositories)
-        for slug, full in found:
-            if wanted and slug.lower() not in wanted:
-                continue
-            inventory.repositories.append(Repo(slug, full, known.get(full.lower(), default)))
-        seen = {r.slug.lower() for r in inventory.repositories}
-        inventory.not_visible = (
-            [s for s in self.config.repositories if s not in seen] if listing.outcome is Outcome.OK else []
+    async def _full(self, wanted: list[str], who: role.WorkspaceRole, why: str) -> Inventory:
+        """Everything listed, every page: the way to the same answer when a shortcut was not trusted."""
+        user = self.kind is not Kind.ACCESS_TOKEN
+        repos, admin, perms = await asyncio.gather(
+            self._collect(self.repos_path, {"fields": REPO_FIELDS}, _repository),
+            self._none()
+            if who.admin
+            else self._collect(self.repos_path, {"role": "admin", "fields": REPO_FIELDS}, _repository),
+            self._collect(self.perms_path, {"fields": PERM_FIELDS}, _permission)
+            if user and not who.admin
+            else self._none(),
         )
+        if not repos.ok or repos.problems:
+            inventory = Inventory(self._listing_result(repos))
+            inventory.strategy, inventory.fallback = FULL, why
+            return inventory
+        wanted_set = set(wanted)
+        visible = [(s, f) for s, f in repos.values if not wanted or s.lower() in wanted_set]
+        admins = {full.lower() for _, full in admin.values} if admin.ok else None
+        words, unlisted, problems = self._known(perms) if user and not who.admin else ({}, "read", [])
+        tally = _Tally()
+        for slug, full in visible:
+            permission, source = self._decide(full.lower(), who, admins, words, unlisted)
+            tally.add(permission, source, 1, [Repo(slug, full, permission, source)])
+        examples = [Repo(slug, full, "unknown") for slug, full in visible[:EXAMPLES]]
+        inventory = self._inventory(FULL, len(visible), tally, examples)
+        inventory.fallback, inventory.problems = why, problems
+        if admins is None and not who.admin:
+            inventory.problems = problems + [f"role=admin could not be read: {admin.failure or 'no answer'}"]
+        seen = {slug.lower() for slug, _ in visible}
+        inventory.not_visible = [slug for slug in wanted if slug not in seen]
         return inventory
+
+    async def _none(self) -> Listing:
+        return Listing("", failure="not asked")
+
+    def _listing_result(self, repos: Listing) -> ProbeResult:
+        if repos.failure is not None or repos.reply is None:
+            return ProbeResult(Outcome.FAILED, reason=repos.failure or "no answer")
+        if repos.problems:
+            return ProbeResult(Outcome.FAILED, repos.reply.status, reason=summary(repos.problems))
+        return classify(repos.reply, repos.endpoint, grants=self.grants)
+
+    def _known(self, perms: Listing) -> tuple[dict[str, str], str, list[str]]:
+        """(word by full_name, the word of a visible repository the list does not name, problems)."""
+        if not perms.ok:
+            why = perms.failure or classify(perms.reply, perms.endpoint).reason
+            return {}, "unknown", [f"the repository permissions could not be read: {why}"]
+        words = {full.lower(): word for full, word in perms.values}
+        problems = list(perms.problems)
+        # A broken entry may have been any repository's: the unlisted ones are then not assumed read.
+        return words, "unknown" if problems else "read", problems
+
+    def _decide(
+        self, name: str, who: role.WorkspaceRole, admins: set[str] | None, words: dict[str, str], unlisted: str
+    ) -> tuple[str, str]:
+        """One repository's permission and its source. Admin from any source is admin; no admin
+        only when role=admin agrees, never from the permission list alone."""
+        if who.admin:
+            return "admin", FROM_ROLE
+        if admins is not None and name in admins:
+            return "admin", FROM_ROLE_ADMIN
+        if words.get(name) == "admin":
+            return "admin", FROM_PERMISSIONS
+        if self.kind is Kind.ACCESS_TOKEN:
+            word = _token_permission(self.grants.granted)
+            return ("unknown" if word == "admin" and admins is not None else word), FROM_TOKEN
+        if admins is None:
+            return "unknown", FROM_NOTHING
+        if name in words:
+            return words[name], FROM_PERMISSIONS
+        return unlisted, FROM_UNLISTED if unlisted != "unknown" else FROM_NOTHING
+
+    # --- the result ---------------------------------------------------------------------------
+
+    def _inventory(self, strategy: str, total: int, tally: _Tally, examples: list[Repo]) -> Inventory:
+        named = sorted(tally.named, key=lambda r: r.full_name.lower())
+        by_name = {r.full_name.lower(): r for r in named}
+        # Examples are names for "every repository": a named one carries its permission, the others
+        # are admin when every repository is, else `unknown` (only their names are shown).
+        everyone = tally.counts["admin"] == total
+        examples = [
+            by_name.get(r.full_name.lower()) or (Repo(r.slug, r.full_name, "admin") if everyone else r)
+            for r in examples
+        ]
+        source = "; ".join(f"{where} ({count:,})" for where, count in tally.sources.items()) or "none listed"
+        return Inventory(
+            ProbeResult(Outcome.OK),
+            total=total,
+            counts=tally.counts,
+            without_admin=named,
+            examples=examples,
+            permissions_source=source,
+            sources=dict(tally.sources),
+            strategy=strategy,
+        )
+
+
+def _not_admin(found: tuple[str, str]) -> None:
+    if found[1] == "admin":
+        raise Distrust(f"a page filtered by q={NOT_ADMIN} lists '{found[0]}' with admin")

@@ -22,12 +22,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="demo")
     parser.add_argument("--repos", type=int, default=50_000, help="bench: repositories")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added per response")
+    parser.add_argument("--without-admin", type=int, default=0, help="bench: repositories only readable")
+    parser.add_argument("--workspace-admin", action="store_true", help="bench: the credential is a workspace admin")
     return parser.parse_args(argv)
 
 
 def build(args: argparse.Namespace) -> Scenario:
     if args.scenario == "bench":
-        return bench(args.repos, args.latency_ms)
+        return bench(args.repos, args.latency_ms, args.without_admin, args.workspace_admin)
     scenario = demo()
     scenario.latency = args.latency_ms / 1000
     return scenario

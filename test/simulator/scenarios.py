@@ -61,7 +61,11 @@ def demo() -> Scenario:
     return Scenario([workspace], {"backup": token})
 
 
-def bench(repos: int = 50_000, latency_ms: float = 0.0) -> Scenario:
+def bench(
+    repos: int = 50_000, latency_ms: float = 0.0, without_admin: int = 0, workspace_admin: bool = False
+) -> Scenario:
+    """issue 12's table: N repositories, `without_admin` of them (spread evenly) only readable by the
+    credential, or the credential a workspace administrator (admin on all, no grant listed)."""
     projects = [f"P{i:02d}" for i in range(10)]
     workspace = Workspace(
         "bench",
@@ -70,13 +74,18 @@ def bench(repos: int = 50_000, latency_ms: float = 0.0) -> Scenario:
         [Repository(f"repo-{i:05d}", project=projects[i % 10], git=i == 0) for i in range(repos)],
         projects=projects,
     )
+    # Every k-th repository read-only, never repo-00000 (the representative stays an admin one).
+    step = repos / without_admin if without_admin else 0
+    read_only = {f"repo-{int(1 + k * step) % repos:05d}": "read" for k in range(without_admin)}
     token = Credential(
         kind="api_token",
         secret=BENCH_SECRET,
         email="bench@bench.example",
         username="bench-backup",
         scopes=list(BACKUP_READ_API_SCOPES),
+        permissions=read_only,
         default_permission="admin",
+        workspace_admin=workspace_admin,
     )
     return Scenario([workspace], {"bench": token}, latency=latency_ms / 1000)
 
