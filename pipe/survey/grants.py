@@ -41,6 +41,9 @@ class ScopeEvidence:
     # Answers that would have named granted scopes but were not in Bitbucket's shape: not
     # used, and named wherever the granted scopes were needed.
     problems: list[str] = field(default_factory=list)
+    # The scope-revealing read is made at most once per run, by the first workspace to reach it:
+    # whether another workspace's 403 has arrived by then is a race, so it is not consulted.
+    reveal_claimed: bool = False
 
     def learn(self, found: list[str] | tuple[str, ...], source: str) -> None:
         found = [s for s in found if s.strip()]
@@ -91,9 +94,10 @@ def fill(path: str, workspace: str, repo: str | None) -> str:
 
 
 async def reveal(client: Client, grants: ScopeEvidence, workspace: str, repo: str | None) -> None:
-    """One read meant to be refused, when no answer so far named the granted scopes."""
-    if grants.granted is not None or not repo:
+    """One read meant to be refused, once per run, unless a source that names every scope answered."""
+    if grants.exhaustive or grants.reveal_claimed or not repo:
         return
+    grants.reveal_claimed = True
     path = fill(SCOPE_REVEAL, workspace, repo)
     with contextlib.suppress(ApiFailure):  # only a chance to learn more; the live reads stand alone
         reply = await client.get(path, {"pagelen": 1})
