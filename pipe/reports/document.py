@@ -3,7 +3,7 @@ console all render. Its shape is the JSON report's, fixed by schema/report.schem
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,8 +137,10 @@ class Section:
     """One workspace of the run: its evidence and assessment, or why it could not be seen."""
 
     workspace: str
-    evidence: Evidence | None = None
-    assessment: Assessment | None = None
+    # Not in the repr: asyncio.run (3.11) formats its main task, result included, when it puts
+    # back the SIGINT handler, and a whole inventory's repr is ~3 KB per repository.
+    evidence: Evidence | None = field(default=None, repr=False)
+    assessment: Assessment | None = field(default=None, repr=False)
     unseen: Unseen | None = None
 
     @property
