@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus
 
 MASK = "********"
 GRAM = 8  # the shortest run of a secret that is never shown (the README's promise)
+CLEAN_MEMO = 65_536  # strings whose scrubbed form is remembered (each is bounded by document.finish)
 SECRET_VARIABLES = (
     "BITBUCKET_API_TOKEN",
     "BITBUCKET_ACCESS_TOKEN",
@@ -119,6 +120,9 @@ class Redactor:
         self._pattern: re.Pattern[str] | None = None
         self._folded: set[str] = set()  # ASCII-lower-cased runs of the secret and its URL forms
         self._encoded: set[str] = set()  # runs of its base64 (case matters there)
+        # scrub's answers for the strings it has seen since the last secret was added: a report
+        # repeats its words (sources, statuses) once per repository.
+        self._clean: dict[str, str] = {}
         words = sorted({w for w in public if len(w) >= GRAM}, key=len, reverse=True)
         self._public = re.compile("|".join(re.escape(w) for w in words)) if words else None
         for secret in secrets or []:
@@ -130,6 +134,7 @@ class Redactor:
             return
         self._exact(secret_forms(secret))
         raw = secret_bytes(secret)
+        self._clean.clear()
         for form in (secret, quote(raw, safe=""), quote(raw, safe="/"), quote_plus(raw), percent_every_byte(raw)):
             self._folded |= _grams(form.translate(ASCII_LOWER))
         self._encoded |= _base64_grams(raw)
@@ -140,6 +145,7 @@ class Redactor:
         self._exact(secret_forms(f"{user}:{secret}"))
 
     def _exact(self, forms: Iterable[str]) -> None:
+        self._clean.clear()
         self._forms |= set(forms)
         alternatives = sorted(self._forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(f) for f in alternatives))
@@ -197,7 +203,12 @@ class Redactor:
         secret that happens to be "ready" cannot change the document's structure or verdict.
         Anything that is not JSON (a non-finite number, an object) becomes text."""
         if isinstance(value, str):
-            return neutralise(self(value))
+            clean = self._clean.get(value)
+            if clean is None:
+                if len(self._clean) >= CLEAN_MEMO:
+                    self._clean.clear()
+                clean = self._clean[value] = neutralise(self(value))
+            return clean
         if isinstance(value, bool) or value is None or isinstance(value, int):
             return value
         if isinstance(value, float):

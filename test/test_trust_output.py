@@ -371,6 +371,19 @@ def test_the_document_is_bounded_before_the_redaction_and_no_secret_survives_the
     assert not fragments_in("\n".join(shown)), fragments_in("\n".join(shown))
 
 
+def test_a_secret_learnt_after_a_text_was_scrubbed_masks_that_text_next_time():
+    """scrub remembers its answers (a report repeats its words per repository); a secret added
+    later (the OAuth access token, learnt mid-run) must not meet a remembered unmasked answer."""
+    from pipe.redaction import Redactor
+
+    token = "oauthAccessTokenQm7Zp2Xw9Lr4"  # not in an Atlassian token's form, masked only once known
+    redactor = Redactor()
+    text = f"echoed: {token}"
+    assert redactor.scrub({"a": text})["a"] == text  # no secret known yet: nothing to mask
+    redactor.add(token)
+    assert redactor.scrub({"a": text})["a"] == "echoed: ********"
+
+
 def test_a_traceback_in_debug_is_redacted(start, run_pipe, monkeypatch):
     def leaky(*args, **kwargs):
         raise ValueError(" ".join(ECHOES.values()))
