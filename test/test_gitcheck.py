@@ -34,6 +34,17 @@ def test_a_rejected_git_username_is_rejected_whatever_the_port(run_pipe, digits)
     assert run.section["git"]["outcome"] == "rejected", run.section["git"]
 
 
+def test_git_sends_the_credential_on_its_second_request_not_its_third(start, run_pipe):
+    """No username in the URL: with one, curl first tries it with an empty password, a round trip
+    Bitbucket refuses (401) before git asks the helper; the git check is the run's critical path."""
+    cred = api_token()
+    sim = start(workspaces=[workspace()], credentials=[cred])
+    run = run_pipe(sim, cred)
+    assert run.section["git"]["outcome"] == "ok", run.section["git"]
+    refs = [(r.status, r.authorization_scheme) for r in sim.requests if r.path.endswith(".git/info/refs")]
+    assert refs == [(401, None), (200, "Basic")], refs
+
+
 @pytest.mark.parametrize(
     ("stderr", "outcome"),
     [

@@ -30,7 +30,7 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pipe.client import change_id, public_link
 from pipe.outcomes import GitOutcome
@@ -92,10 +92,11 @@ class Origin:
         return self.protocol == "http"
 
 
-def repo_url(git_url: str, workspace: str, slug: str, username: str) -> str:
+def repo_url(git_url: str, workspace: str, slug: str) -> str:
+    """No username in the URL: curl would first try it with an empty password, a round trip
+    Bitbucket refuses; the helper gives username and secret together after the first 401."""
     parts = urlsplit(git_url)
-    netloc = f"{quote(username, safe='')}@{parts.netloc}"
-    return urlunsplit((parts.scheme, netloc, f"{parts.path.rstrip('/')}/{workspace}/{slug}.git", "", ""))
+    return urlunsplit((parts.scheme, parts.netloc, f"{parts.path.rstrip('/')}/{workspace}/{slug}.git", "", ""))
 
 
 def _loopback(hostname: str) -> bool:
@@ -330,7 +331,7 @@ async def _ls_remote(
         )
     try:
         env = git_environment(home, allowed, username, secret, ca_file, ca_dir)
-        code, stderr = await _run(git_command(repo_url(git_url, workspace, slug, username), allowed), home, env, limit)
+        code, stderr = await _run(git_command(repo_url(git_url, workspace, slug), allowed), home, env, limit)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if code is None:
