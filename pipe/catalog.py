@@ -156,7 +156,7 @@ def _check_outside(categories: tuple[Category, ...], outside: dict[str, str]) ->
 @cache
 def load(path: Path = CATALOG_FILE) -> Catalog:
     text = path.read_text(encoding="utf-8")
-    raw = yaml.safe_load(text)
+    raw = yaml.load(text, Loader=profiles_module.SAFE_LOADER)
     categories = tuple(_category(c) for c in raw["categories"])
     # The built-in profiles go through the checker a PROFILE_FILE does: one form, one set of rules.
     profiles = profiles_module.parse(text, tuple(c.id for c in categories))

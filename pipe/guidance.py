@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from pipe.profiles import SAFE_LOADER
+
 GUIDANCE_FILE = Path(__file__).with_name("guidance.yml")
 SINGLE = ""  # the variant key of an entry with one text
 WHERE_VALUES = frozenset({"owner", "variable"})  # what a `where` text may name
@@ -169,4 +171,4 @@ def parse(raw: Any, source: str = "guidance.yml") -> Guidance:
 
 @cache
 def load(path: Path = GUIDANCE_FILE) -> Guidance:
-    return parse(yaml.safe_load(path.read_text(encoding="utf-8")), path.name)
+    return parse(yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER), path.name)

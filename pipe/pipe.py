@@ -20,6 +20,7 @@ from pipe.assessment import assess
 from pipe.credential import Credential, detect
 from pipe.errors import ApiUnavailable, ConfigError, CredentialError, ExitCode, Failure, Problem
 from pipe.outcomes import Verdict
+from pipe.profiles import SAFE_LOADER
 from pipe.redaction import Redactor
 from pipe.reports import console, document, publish
 from pipe.reports.document import Section
@@ -41,7 +42,7 @@ class ReadinessPipe(Pipe):
 
 def _metadata() -> dict[str, Any]:
     try:
-        return yaml.safe_load(METADATA.read_text(encoding="utf-8")) or {}
+        return yaml.load(METADATA.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
     except (OSError, yaml.YAMLError):
         return {}
 
