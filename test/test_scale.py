@@ -195,6 +195,21 @@ def test_an_access_token_never_asks_for_a_workspace_role(start, run_pipe):
     assert len(api_requests(sim)) <= formula(0)
 
 
+@pytest.mark.parametrize("slow", [0.0, 0.3])
+def test_an_access_token_without_scope_headers_is_judged_once_its_scopes_are_revealed(start, run_pipe, slow):
+    """Without x-oauth-scopes the token's scopes come from the scope-revealing read's 403; its
+    permission on the repositories role=admin leaves out is judged after that read, not before it
+    (then it was unknown and the verdict inconclusive, and which one depended on timing)."""
+    cred = access_token(["repository", "pullrequest", "pipeline", "webhook", "project"], scope_headers=False)
+    sim = start([cred], [workspace(40)])
+    if slow:
+        sim.add_fault(Fault(r"/pipelines-config/runners$", "slow", times=-1, delay=slow))
+    run = run_pipe(sim, cred)
+    ws = section(run)
+    assert ws["repositories"]["by_permission"] == {"admin": 0, "write": 0, "read": 40, "unknown": 0}, ws
+    assert run.code == 1 and ws["admin_gap"]["repositories"] == 40, run.output
+
+
 # --- trust but verify: the shortcut and the fallback agree ----------------------------------------
 
 

@@ -35,6 +35,16 @@ def validate(report: dict) -> None:
     jsonschema.validate(report, SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
+def test_the_account_is_asked_once_however_many_workspaces(start, run_pipe):
+    cred = api_token(permissions=LABS_GAP)
+    sim = start([cred], two_workspaces())
+    run = run_pipe(sim, cred, WORKSPACE=THREE)
+    assert run.code == 1, run.output
+    assert api_paths(sim).count("/2.0/user") == 1, api_paths(sim)
+    assert all(ws["workspace"] == name for ws, name in zip(run.report["workspaces"], THREE.split(","), strict=True))
+    assert run.category("account", "acme")["backup"] == run.category("account", "acme-labs")["backup"] == "ok"
+
+
 def test_three_workspaces_one_not_ready_one_not_visible(start, run_pipe):
     cred = api_token(permissions=LABS_GAP)
     sim = start([cred], two_workspaces())

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 from pipe.catalog import Catalog, Operation
-from pipe.client import Client
+from pipe.client import Client, Reply
 from pipe.credential import Credential, Kind
 from pipe.survey import auth, git, grants, inventory, reads, workspaces
 from pipe.survey.evidence import Evidence, ProbeResult, Unseen
@@ -54,11 +54,14 @@ async def survey(
         client.authorize(auth.credentials(credential, token))
         names = await _workspaces(client, config, credential)
         several = config.several or len(names) > 1
+        if not names:
+            return []
+        user = auth.sign_in(client)
 
         async def one(workspace: str) -> Evidence | Unseen:
             try:
                 return await _survey(
-                    client, config.for_workspace(workspace), credential, catalog, scope_evidence, token, started
+                    client, config.for_workspace(workspace), credential, catalog, scope_evidence, token, started, user
                 )
             except auth.NotVisible as exc:
                 if not several:
@@ -96,10 +99,12 @@ async def _survey(
     scope_evidence: grants.ScopeEvidence,
     token: str | None,
     started: float,
+    user: asyncio.Task[Reply],
 ) -> Evidence:
     ws = config.workspace
-    signed_in = await auth.authenticate(client, credential, ws, scope_evidence)
-    lister = inventory.Lister(client, config, scope_evidence, credential.kind)
+    signed_in = await auth.authenticate(client, credential, ws, scope_evidence, user)
+    settled = asyncio.Event()  # set when the scope-revealing read is done (or was not needed)
+    lister = inventory.Lister(client, config, scope_evidence, credential.kind, settled)
     listing = asyncio.create_task(lister.run())
     repo = (await lister.first_pages()).representative(config.repositories)
     probes: dict[Operation, ProbeResult] = {}
@@ -121,6 +126,7 @@ async def _survey(
         )
     )
     revealed = asyncio.create_task(grants.reveal(client, scope_evidence, ws, repo))
+    revealed.add_done_callback(lambda _: settled.set())
     await asyncio.gather(*live.values(), cloned, revealed)
     probes.update({op: task.result() for op, task in live.items()})
     found = await listing

@@ -253,8 +253,17 @@ class Lister:
     """The inventory (`run`); `first_pages` is ready as soon as the representative is known, so that
     the live reads need not wait for the rest."""
 
-    def __init__(self, client: Client, config: Config, grants: ScopeEvidence, kind: Kind):
+    def __init__(
+        self,
+        client: Client,
+        config: Config,
+        grants: ScopeEvidence,
+        kind: Kind,
+        scopes_settled: asyncio.Event | None = None,
+    ):
         self.client, self.config, self.grants, self.kind = client, config, grants, kind
+        # An access token's permission is its scopes': judged once the scope-revealing read is done.
+        self.scopes_settled = scopes_settled
         ws = config.workspace
         self.repos_path = f"/repositories/{ws}"
         self.perms_path = f"/user/workspaces/{ws}/permissions/repositories"
@@ -283,6 +292,8 @@ class Lister:
         self._first = FirstPages(admin.slug if admin.ok else None, listed.slug if listed.ok else None)
         self._first_in.set()
         who = await learning
+        if self.kind is Kind.ACCESS_TOKEN and self.scopes_settled is not None:
+            await self.scopes_settled.wait()
         if listed.failure is not None or listed.reply is None:
             return Inventory(ProbeResult(Outcome.FAILED, reason=listed.failure or "no answer"))
         result = classify(listed.reply, listed.endpoint, grants=self.grants)
