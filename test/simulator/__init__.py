@@ -34,10 +34,10 @@ turns the other behaviour on. The default is the behaviour listed first.
       as from a server that does not support it.
   api_token_bearer=False|True
       `Authorization: Bearer <API token>` is refused (401); True accepts it (uncertain in 2026).
-  oauth_response="legacy"|"2026"
-      The client-credentials token response: legacy names the scopes in `scopes` and carries a
-      refresh_token; "2026" (the rule enforced 2026-05-04) names them in `scope` and has no
-      refresh_token. The default stays legacy while the pipe reads only `scopes`.
+  oauth_response="2026"|"legacy"
+      The client-credentials token response: "2026" (the default; the rule enforced 2026-05-04)
+      names the scopes in `scope` and has no refresh_token; legacy names them in `scopes` and
+      carries a refresh_token. The pipe reads both.
   deprecations=[Deprecation(path_regex, deprecation="@1771545600", sunset="...", link="...")]
       `Deprecation`, `Sunset` and `Link: <url>; rel="deprecation"` headers on successful answers
       whose path (with /2.0) matches; the defaults are the CHANGE-3071 values Bitbucket sent.

@@ -132,7 +132,7 @@ class Behaviour:
     fields: bool = True
     bbql: bool = True
     api_token_bearer: bool = False
-    oauth_response: str = "legacy"
+    oauth_response: str = "2026"  # the rule since 2026-05-04; "legacy" is the earlier answer
     deprecations: list[Deprecation] = field(default_factory=list)
     app_password_git: str = "401"
 
