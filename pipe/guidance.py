@@ -21,6 +21,7 @@ import yaml
 from pipe.profiles import SAFE_LOADER
 
 GUIDANCE_FILE = Path(__file__).with_name("guidance.yml")
+ENTRY_KEYS = frozenset({"layout", "severity", "text", "about"})
 SINGLE = ""  # the variant key of an entry with one text
 WHERE_VALUES = frozenset({"owner", "variable"})  # what a `where` text may name
 
@@ -41,6 +42,11 @@ class Layout(StrEnum):
     ITEM = "item"  # a bullet under the paragraph before it
     STEP = "step"  # an indented line under the paragraph before it
     CATEGORY = "category"  # only in its categories' guidance
+
+
+class About(StrEnum):
+    WORKSPACE = "workspace"  # the workspace's own advice
+    RUN = "run"  # about the credential and the profile: the same for every workspace, shown once
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class Entry:
     layout: Layout
     severity: Severity
     texts: dict[str, Template]  # variant -> template; SINGLE for an entry with one text
+    about: About = About.WORKSPACE
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -95,6 +102,7 @@ class Item:
     layout: Layout
     text: str
     categories: tuple[str, ...]
+    about: About = About.WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ class Guidance:
         if not blocking and severity is Severity.ERROR:
             severity = Severity.WARNING
         text = entry.texts[key].fill(values, f"entry '{entry_id}'")
-        return Item(entry_id, variant, severity, entry.layout, text, tuple(dict.fromkeys(categories)))
+        return Item(entry_id, variant, severity, entry.layout, text, tuple(dict.fromkeys(categories)), entry.about)
 
     def where_to_tick(self, kind: str, credential_type: str | None, owner: str, variable: str) -> str:
         """Where this credential's scopes are chosen: an access token by its x-credential-type
@@ -139,12 +147,16 @@ class Guidance:
 
 def _entry(entry_id: Any, raw: Any) -> Entry:
     where = f"entry '{entry_id}'"
-    if not isinstance(raw, dict) or set(raw) != {"layout", "severity", "text"}:
-        raise GuidanceError(f"{where}: needs exactly layout, severity and text")
+    if not isinstance(raw, dict) or not {"layout", "severity", "text"} <= set(raw) <= ENTRY_KEYS:
+        raise GuidanceError(f"{where}: needs layout, severity and text, and may have about")
     try:
         layout, severity = Layout(raw["layout"]), Severity(raw["severity"])
+        about = About(raw.get("about", About.WORKSPACE))
     except ValueError as exc:
         raise GuidanceError(f"{where}: {exc}") from None
+    if about is About.RUN and severity is not Severity.INFO:
+        # Said once after the workspaces, at no workspace's level: what blocks one belongs to it.
+        raise GuidanceError(f"{where}: advice about the run is information (severity info)")
     text = raw["text"]
     if isinstance(text, dict):
         if not text:
@@ -152,7 +164,7 @@ def _entry(entry_id: Any, raw: Any) -> Entry:
         texts = {str(v): Template.parse(t, f"{where} variant '{v}'") for v, t in text.items()}
     else:
         texts = {SINGLE: Template.parse(text, where)}
-    return Entry(str(entry_id), layout, severity, texts)
+    return Entry(str(entry_id), layout, severity, texts, about)
 
 
 def parse(raw: Any, source: str = "guidance.yml") -> Guidance:

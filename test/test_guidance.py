@@ -194,7 +194,12 @@ def broken(change) -> dict:
     [
         (lambda r: r["entries"]["budget"].update(severity="fatal"), r"entry 'budget': 'fatal' is not a valid Severity"),
         (lambda r: r["entries"]["budget"].update(layout="box"), r"entry 'budget': 'box' is not a valid Layout"),
-        (lambda r: r["entries"]["note"].update(colour="red"), r"entry 'note': needs exactly layout, severity and text"),
+        (lambda r: r["entries"]["note"].update(colour="red"), r"entry 'note': needs layout, severity and text"),
+        (lambda r: r["entries"]["note"].update(about="everywhere"), r"entry 'note': 'everywhere' is not a valid About"),
+        (
+            lambda r: r["entries"]["token-lifetime"].update(severity="error"),
+            r"entry 'token-lifetime': advice about the run is information",
+        ),
         (lambda r: r["entries"]["note"].update(text="Note {0}"), r"placeholder \{0\} must be a plain name"),
         (lambda r: r["entries"]["note"].update(text="Note {title!r}"), r"placeholder \{title\} must be a plain name"),
         (lambda r: r["entries"]["note"].update(text="Note {title"), r"entry 'note': a brace without its pair"),

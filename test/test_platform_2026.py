@@ -42,7 +42,8 @@ READ_ONLY_RESTORE = ("pull-requests", "projects", "snippets", "pipelines")  # wr
 
 
 def guidance(run, entry: str) -> list[dict]:
-    return [item for item in run.section["guidance"] if item["id"] == entry]
+    """The workspace's items of `entry`, and the run's (advice about the credential is said once)."""
+    return [item for item in run.section["guidance"] + run.report["guidance"] if item["id"] == entry]
 
 
 def texts(run, entry: str) -> list[str]:

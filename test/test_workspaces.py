@@ -45,6 +45,23 @@ def test_the_account_is_asked_once_however_many_workspaces(start, run_pipe):
     assert run.category("account", "acme")["backup"] == run.category("account", "acme-labs")["backup"] == "ok"
 
 
+def test_advice_about_the_credential_is_said_once_not_per_workspace(start, run_pipe):
+    cred = api_token(permissions=LABS_GAP)
+    sim = start([cred], two_workspaces())
+    run = run_pipe(sim, cred, WORKSPACE=THREE)
+    report = run.report
+    validate(report)
+    once = {item["id"] for item in report["guidance"]}
+    assert {"token-lifetime", "vendor-terms", "vendor-term", "app-password-gone"} <= once, once
+    for ws in report["workspaces"]:
+        assert not once & {item["id"] for item in ws.get("guidance", [])}, ws["workspace"]
+    for text in ('Xopero ONE\'s "Required permissions" page', "Note: API tokens expire", "Every workspace:"):
+        assert run.output.count(text) == 1, text
+        assert (run.cwd / "backup-readiness" / "report.md").read_text().count(text.rstrip(":")) == 1, text
+    # The workspaces' own advice stays theirs: the admin gap is acme-labs'.
+    assert any(item["id"] == "admin-gap" for item in report["workspaces"][1]["guidance"])
+
+
 def test_three_workspaces_one_not_ready_one_not_visible(start, run_pipe):
     cred = api_token(permissions=LABS_GAP)
     sim = start([cred], two_workspaces())

@@ -24,6 +24,7 @@ MARKS = {
 }
 # How each layout of a guidance item is written (the first line's indent, and its prefix).
 LAYOUTS = {"paragraph": ("", ""), "item": ("  ", "* "), "step": ("  ", "")}
+RUN_HEADING = "Every workspace:"  # over the advice about the credential, when the run checked several
 HEADINGS = {"ready": "READY", "not-ready": "NOT READY", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
 VERDICTS = {
     "ready": "READY: the credential can back up everything the profile needs.",
@@ -133,9 +134,21 @@ def advice(ws: dict[str, Any]) -> list[str]:
     if ws.get("error"):
         lines += _wrap(ws["error"]["message"], "")
         lines += _wrap("Fix: " + ws["error"]["fix"])
-    for item in ws.get("guidance", []):
-        if item["layout"] in LAYOUTS:
-            indent, prefix = LAYOUTS[item["layout"]]
+    return lines + _items(ws.get("guidance", []), LAYOUTS)
+
+
+def run_advice(doc: dict[str, Any]) -> list[str]:
+    """The advice about the credential and the profile (the same for every workspace), once:
+    its notes first, as under a table, then its paragraphs."""
+    items = doc.get("guidance") or []
+    return _items(items, {"note": ("", "")}) + _items(items, LAYOUTS)
+
+
+def _items(items: list[dict[str, Any]], layouts: dict[str, tuple[str, str]]) -> list[str]:
+    lines: list[str] = []
+    for item in items:
+        if item["layout"] in layouts:
+            indent, prefix = layouts[item["layout"]]
             lines += _wrap(prefix + item["text"], indent)
     return lines
 
@@ -183,6 +196,10 @@ def lines(doc: dict[str, Any]) -> list[tuple[int, str]]:
         if index and len(spaces) > 1:
             shown.append((logging.INFO, ""))
         shown += section(ws, bool(doc.get("check_restore")), len(spaces) > 1)
+    once = run_advice(doc)
+    if once:
+        top = ["", RUN_HEADING] if len(spaces) > 1 else [""]
+        shown += [(logging.INFO, line) for line in top + once]  # information only (guidance.py)
     shown += [(_level(doc["verdict"]), line) for line in errors(doc)]
     # The document is neutralised already; once more here costs nothing and keeps any doc safe.
     return [(level, neutralise(line)) for level, line in shown]

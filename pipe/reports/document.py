@@ -11,7 +11,7 @@ from pipe import __version__
 from pipe.assessment import UNSEEN, Assessment, CategoryResult, Side, worst
 from pipe.credential import Credential
 from pipe.errors import ExitCode, Failure
-from pipe.guidance import Item
+from pipe.guidance import About, Item
 from pipe.outcomes import Verdict
 from pipe.profiles import Profile
 from pipe.redaction import GRAM, Redactor, bounded
@@ -188,6 +188,9 @@ def build(
     assessed = [s.assessment for s in sections if s.assessment]
     if assessed:
         doc["check_restore"] = assessed[0].check_restore
+    # Advice about the credential and the profile is the same in every workspace: said once.
+    about_run = (item for a in assessed for item in a.guidance if item.about is About.RUN)
+    doc["guidance"] = [] if error else [_item(i) for i in dict.fromkeys(about_run)]
     doc["workspaces"] = [] if error else [_section(section) for section in sections]
     return doc
 
@@ -225,7 +228,7 @@ def _section(section: Section) -> dict[str, Any]:
         }
     if assessment:
         doc["categories"] = [_category(r, assessment.guidance) for r in assessment.categories]
-        doc["guidance"] = [_item(i) for i in assessment.guidance]
+        doc["guidance"] = [_item(i) for i in assessment.guidance if i.about is About.WORKSPACE]
         doc["missing_scopes"] = [vars(a) for a in assessment.advice]
         doc["admin_gap"] = {
             "repositories": assessment.admin_gap.count,

@@ -78,6 +78,10 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += [f"> {md(line)}" if line else ">" for line in console.header(doc)[1:]]
     for ws in spaces:
         lines += _markdown_section(ws, bool(doc.get("check_restore")), len(spaces) > 1)
+    once = console.run_advice(doc)
+    if once:
+        title = console.RUN_HEADING.rstrip(":") if len(spaces) > 1 else "Notes"
+        lines += ["", f"## {md(title)}", ""] + [f"    {line}" for line in once]
     errors = console.errors(doc)
     if errors:
         lines += ["", "## What to do", ""] + [f"    {line}" for line in errors]

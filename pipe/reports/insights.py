@@ -134,6 +134,7 @@ def _details(doc: dict[str, Any], omitted: int) -> str:
         if texts and len(spaces) > 1:
             texts[0] = f"{ws['workspace']}: {texts[0]}"
         advice += texts
+    advice += _sentences([i for i in doc.get("guidance", []) if i["layout"] in ADVICE_LAYOUTS])
     return _shorten(" ".join([head, *advice]), DETAILS_LIMIT)
 
 
