@@ -8,6 +8,7 @@ the simulator (sim.requests), and about what the report says.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import time
@@ -20,8 +21,9 @@ import pytest
 from pipe import paging
 from pipe.client import Client
 from test.conftest import access_token, api_token, workspace
-from test.hostile import rewrite
+from test.hostile import rewrite, tamper
 from test.simulator import Fault, Simulator
+from test.simulator.server import Response
 
 LISTING = r"^/2\.0/repositories/acme$"
 REPOS = "/2.0/repositories/acme"
@@ -70,11 +72,12 @@ def test_an_all_admin_workspace_costs_the_fixed_requests_only(start, run_pipe, n
     sent = len(api_requests(sim))
     assert sent == run.report["requests"]  # the report counts every request the server saw
     assert sent <= formula(0), f"{sent} requests for {n} repositories, all admin"
-    # Two counts of the repository list (all, role=admin), one page each; the permission list never.
+    # Two counts of the repository list (all, role=admin), one page each; of the permission list the
+    # one page of repositories without admin that confirms role=admin's count (empty).
     counts = asked(sim, REPOS)
     assert len(counts) == 2 and all(int(q["pagelen"]) <= 3 and "size" in q["fields"] for q in counts), counts
     assert [q.get("role") for q in counts].count("admin") == 1
-    assert asked(sim, PERMS) == []
+    assert [q["q"] for q in asked(sim, PERMS)] == [NOT_ADMIN]
     repos = section(run)["repositories"]
     assert (repos["total"], repos["by_permission"]["admin"], repos["strategy"]) == (n, n, "filtered")
     assert repos["sources"] == {"repository list role=admin": n}
@@ -243,7 +246,7 @@ def test_the_shortcut_and_the_fallback_give_the_same_report(start, run_pipe, for
         run = run_pipe(sim, cred, CHECK_RESTORE="true")
         reports[shortcut] = comparable(run)
         strategy = section(run)["repositories"]["strategy"]
-        forces = forced == "page_size" or credential == "read-and-write"  # q= is needed only then
+        forces = forced == "page_size" or credential != "workspace-admin"  # an owner needs no q=
         assert strategy == ("filtered" if shortcut or not forces else "full listing"), section(run)["repositories"]
     assert reports[True] == reports[False]
 
@@ -253,6 +256,78 @@ def tampered(start, run_pipe, path: str, change, n: int = 320, m: int = 12):
     sim = start([cred], [workspace(n)])
     rewrite(sim, path, change)
     return run_pipe(sim, cred), sim
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_a_server_ignoring_role_admin_never_makes_every_repository_admin(start, run_pipe, whole):
+    """role=admin answered as if role= were not there (whole: every page; else only the count's
+    size): without a check every repository would be admin and the step ready. The permission
+    list names the 12 without admin, so the counts disagree and the full listing decides."""
+    cred = api_token(permissions=read_only(320, 12))
+    sim = start([cred], [workspace(320)])
+
+    def ignore_role(req, response):
+        if "role=admin" not in req.query:
+            return None
+        if not whole:
+            return Response.json(response.status, {**json.loads(response.body), "size": 320})
+        query = "&".join(p for p in req.query.split("&") if p != "role=admin")
+        return sim._route(dataclasses.replace(req, query=query))[0]
+
+    tamper(sim, LISTING, ignore_role)
+    run = run_pipe(sim, cred)
+    ws = section(run)
+    assert run.code != 0 and ws["verdict"] != "ready", run.output
+    assert ws["repositories"]["strategy"] == "full listing", ws["repositories"]
+    lacking = ws["repositories"]["sources"].get(
+        "role=admin and the permission list disagree" if whole else "repository permissions list"
+    )
+    assert lacking == 12, ws["repositories"]["sources"]
+    assert ws["repositories"]["by_permission"]["admin"] == 320 - 12
+
+
+def names_instead(full: str):
+    """The first repository the q= permission list names is replaced by `full`."""
+
+    def change(body, req):
+        if "q=" not in req.query or not body.get("values"):
+            return body
+        first = {**body["values"][0], "repository": {**body["values"][0]["repository"], "full_name": full}}
+        return {**body, "values": [first, *body["values"][1:]]}
+
+    return change
+
+
+@pytest.mark.parametrize("full", ["acme/repo-0000", "elsewhere/repo-0001", "acme/aaa-not-listed"])
+def test_a_permission_list_naming_the_wrong_repository_is_not_trusted(start, run_pipe, full):
+    """The counts add up but a name does not: role=admin's own repository, another workspace's, or
+    one the workspace does not hold. Never the repository whose reads test the admin-only rule."""
+    run, sim = tampered(start, run_pipe, PERMS + "$", names_instead(full))
+    ws = section(run)
+    assert ws["repositories"]["strategy"] == "full listing", ws["repositories"]
+    assert run.code == 1 and ws["admin_gap"]["repositories"] == 12, run.output
+    named = [r["full_name"] for r in ws["repositories"]["without_admin"]]
+    assert full not in named and len(named) == 12, named
+    assert run.category("webhooks")["backup"] == "missing"
+
+
+def test_an_access_token_s_permission_is_its_scopes_and_role_admin_only_checks_them(start, run_pipe):
+    """role= is documented for a user's role: a token without repository:admin whose role=admin
+    claims every repository is not admin anywhere on that word; where the two disagree, unknown."""
+    cred = access_token(["repository", "pullrequest", "pipeline", "webhook", "project"])
+    sim = start([cred], [workspace(40)])
+    first = {"slug": "repo-0000", "full_name": "acme/repo-0000"}
+
+    def every_one(body, req):
+        if "role=admin" not in req.query:
+            return body
+        return {**body, "size": 40, "values": [first], "next": f"{sim.api_url}/repositories/acme?role=admin&page=2"}
+
+    rewrite(sim, LISTING, every_one)
+    run = run_pipe(sim, cred)
+    ws = section(run)
+    assert ws["repositories"]["by_permission"]["admin"] == 0, ws["repositories"]
+    assert run.code != 0 and ws["verdict"] != "ready", run.output
 
 
 def test_a_filtered_page_with_an_item_outside_the_filter_is_not_trusted(start, run_pipe):

@@ -63,6 +63,7 @@ FROM_PERMISSIONS = "repository permissions list"
 FROM_UNLISTED = "visible without a listed grant"
 FROM_TOKEN = "access token scopes"
 FROM_NOTHING = "not learnt"
+FROM_DISAGREEMENT = "role=admin and the permission list disagree"
 FILTERED, FULL = "filtered", "full listing"
 
 
@@ -207,7 +208,7 @@ class Count:
         """The `size`, once checked against the page: Distrust when it cannot be trusted."""
         if not self.ok:
             status = self.reply.status if self.reply is not None else None
-            raise Distrust(f"{self.endpoint} answered {status or self.failure}")
+            raise Distrust(f"{self.endpoint}: {self.failure or f'answered {status}'}")
         if self.size is None:
             raise Distrust(f"{self.endpoint}: the page does not tell its size")
         if self.sent != min(self.asked, self.size):
@@ -344,21 +345,21 @@ class Lister:
         admins = admin.total()
         if admins > total or (admins and not admin.items):
             raise Distrust(f"{admin.endpoint}: {admins:,} admin repositories of {total:,} listed")
-        tally.add("admin", FROM_ROLE_ADMIN, admins)
         others = total - admins
-        if not others:
-            return self._inventory(FILTERED, total, tally, examples)
         if self.kind is Kind.ACCESS_TOKEN:
-            word = _token_permission(self.grants.granted)
-            word = "unknown" if word == "admin" else word  # role=admin disagrees with the scopes
-            shown = [Repo(r.slug, r.full_name, word, FROM_TOKEN) for r in examples] if not admins else []
-            tally.add(word, FROM_TOKEN, others, shown)
-            return self._inventory(FILTERED, total, tally, examples)
+            return self._token_filtered(total, admins, tally, examples)
+        tally.add("admin", FROM_ROLE_ADMIN, admins)
+        # Asked even when role=admin counts every repository: a server that ignores role= would
+        # otherwise make every repository admin. Then it is one page, empty.
         perms = await self._collect(self.perms_path, {"q": NOT_ADMIN, "fields": PERM_FIELDS}, _permission, _not_admin)
         if perms.reply is not None and perms.reply.status == 400:
             raise Distrust(f"{perms.endpoint} answered 400 to q={NOT_ADMIN}")
         if not perms.ok:
             why = perms.failure or classify(perms.reply, perms.endpoint).reason
+            if not others:
+                raise Distrust(
+                    f"role=admin counts every repository admin, and {perms.endpoint} cannot confirm it: {why}"
+                )
             tally.add("unknown", FROM_NOTHING, others)
             inventory = self._inventory(FILTERED, total, tally, examples)
             inventory.problems = [f"the repository permissions could not be read: {why}"]
@@ -368,6 +369,9 @@ class Lister:
                 f"{others:,} repositories are not admin by role=admin, and the permission list names "
                 f"{len(perms.values) + len(perms.problems):,} without admin"
             )
+        self._check_names([full for full, _ in perms.values], admin, perms.endpoint)
+        if not others:
+            return self._inventory(FILTERED, total, tally, examples)
         repos = [Repo(_slug_of(full), full, word, FROM_PERMISSIONS) for full, word in perms.values]
         for word in ("write", "read"):
             group = [r for r in repos if r.permission == word]
@@ -376,7 +380,42 @@ class Lister:
         tally.add("unknown", FROM_NOTHING, unknown)
         inventory = self._inventory(FILTERED, total, tally, examples)
         inventory.problems = perms.problems
+        await self._confirm_first(inventory)
         return inventory
+
+    def _token_filtered(self, total: int, admins: int, tally: _Tally, examples: list[Repo]) -> Inventory:
+        """An access token by counts: its scopes' word for every repository, role=admin as a check."""
+        for count, in_role_admin in ((admins, True), (total - admins, False)):
+            word, source = self._token_says(in_role_admin)
+            shown = examples if word in ("read", "write") and admins == 0 else []
+            tally.add(word, source, count, [Repo(r.slug, r.full_name, word, source) for r in shown])
+        return self._inventory(FILTERED, total, tally, examples)
+
+    def _check_names(self, names: list[str], admin: Count, endpoint: str) -> None:
+        """The counts add up; the names must too: each in this workspace, none that role=admin showed."""
+        prefix = f"{self.config.workspace.lower()}/"
+        shown_admin = {full.lower() for _, full in admin.items}
+        for full in names:
+            if not full.lower().startswith(prefix) or full.lower() in shown_admin:
+                raise Distrust(
+                    f"{endpoint}: '{full}' is named without admin, which role=admin or the workspace contradicts"
+                )
+
+    async def _confirm_first(self, inventory: Inventory) -> None:
+        """The first repository without admin is the one whose reads test the admin-only rule
+        (reads.without_admin): the list filtered by its slug must show it, and role=admin filtered
+        so must not (two requests, side by side)."""
+        first = next((r for r in inventory.without_admin if r.source == FROM_PERMISSIONS), None)
+        if first is None:
+            return
+        shown, admin = await asyncio.gather(
+            self._named(self.repos_path, {}, [first.slug]),
+            self._named(self.repos_path, {"role": "admin"}, [first.slug]),
+        )
+        if [full.lower() for _, full in shown] != [first.full_name.lower()] or admin:
+            raise Distrust(
+                f"the permission list names '{first.full_name}' without admin; the repository list disagrees"
+            )
 
     async def _subset(self, wanted: list[str], who: role.WorkspaceRole) -> Inventory:
         """REPOSITORIES: which of them are visible, which admin, the others' permission, by batches."""
@@ -389,17 +428,19 @@ class Lister:
         admins = {full.lower() for found in answers[len(batches) :] for _, full in found}
         tally, order = _Tally(), {slug: i for i, slug in enumerate(wanted)}
         visible.sort(key=lambda repo: order.get(repo[0].lower(), len(order)))
-        if who.admin:
+        if self.kind is Kind.ACCESS_TOKEN:
+            for slug, full in visible:
+                word, source = self._token_says(full.lower() in admins)
+                tally.add(word, source, 1, [Repo(slug, full, word, source)])
+            others = []
+        elif who.admin:
             tally.add("admin", FROM_ROLE, len(visible))
         else:
             tally.add("admin", FROM_ROLE_ADMIN, sum(1 for _, full in visible if full.lower() in admins))
-        others = [(slug, full) for slug, full in visible if not who.admin and full.lower() not in admins]
+        if self.kind is not Kind.ACCESS_TOKEN:
+            others = [(slug, full) for slug, full in visible if not who.admin and full.lower() not in admins]
         problems: list[str] = []
-        if others and self.kind is Kind.ACCESS_TOKEN:
-            word = _token_permission(self.grants.granted)
-            word = "unknown" if word == "admin" else word
-            tally.add(word, FROM_TOKEN, len(others), [Repo(s, f, word, FROM_TOKEN) for s, f in others])
-        elif others:
+        if others:
             words, problems = await self._words([full for _, full in others])
             repos = [
                 Repo(slug, full, words.get(full.lower(), "unknown" if problems else "read"), source)
@@ -548,18 +589,30 @@ class Lister:
         only when role=admin agrees, never from the permission list alone."""
         if who.admin:
             return "admin", FROM_ROLE
-        if admins is not None and name in admins:
-            return "admin", FROM_ROLE_ADMIN
-        if words.get(name) == "admin":
-            return "admin", FROM_PERMISSIONS
         if self.kind is Kind.ACCESS_TOKEN:
-            word = _token_permission(self.grants.granted)
-            return ("unknown" if word == "admin" and admins is not None else word), FROM_TOKEN
+            return self._token_says(None if admins is None else name in admins)
+        listed = words.get(name)
         if admins is None:
-            return "unknown", FROM_NOTHING
-        if name in words:
-            return words[name], FROM_PERMISSIONS
+            return ("admin", FROM_PERMISSIONS) if listed == "admin" else ("unknown", FROM_NOTHING)
+        if (name in admins) != (listed == "admin") and listed is not None:
+            # One says admin, the other not: a server ignoring role= and an explicit-only list look
+            # alike here, and admin on a guess would make a backup look complete.
+            return "unknown", FROM_DISAGREEMENT
+        if name in admins:
+            return "admin", FROM_ROLE_ADMIN
+        if listed is not None:
+            return listed, FROM_PERMISSIONS
         return unlisted, FROM_UNLISTED if unlisted != "unknown" else FROM_NOTHING
+
+    def _token_says(self, in_role_admin: bool | None) -> tuple[str, str]:
+        """An access token's permission on one repository is its scopes' (role= is documented for
+        a user's role); role=admin only checks them, and where it disagrees the answer is unknown."""
+        word = _token_permission(self.grants.granted)
+        if word == "unknown":
+            return word, FROM_NOTHING
+        if in_role_admin is not None and in_role_admin != (word == "admin"):
+            return "unknown", FROM_DISAGREEMENT
+        return word, FROM_TOKEN
 
     # --- the result ---------------------------------------------------------------------------
 
