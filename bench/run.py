@@ -6,8 +6,10 @@ the same workspaces in the same run.
 Each row of issue 12's table gets one simulator process (`python -m test.simulator --scenario
 bench --repos N [--without-admin M] [--workspace-admin]`, every response delayed --latency-ms).
 Against it run, one after the other, `python -m pipe` of this tree and `python -m pipe` of 0.1.0
-(`git archive aa0facf`, extracted to a temporary folder and run with the same interpreter and
-virtualenv: the old way is measured, not re-imagined). For each: API requests (the report's count
+(`git archive aa0facf`, extracted to a temporary folder and run with the same interpreter: the
+old way is measured, not re-imagined). Both run in a virtualenv holding only requirements.txt's
+pinned packages, as the image does (bench/.runtime, made on the first run; --dev-venv uses this
+interpreter instead). For each: API requests (the report's count
 and the simulator's, GET /_sim/stats before and after), wall time (process start to exit), peak
 RSS of the pipe process (os.wait4 gives that one child's rusage), the verdict and the admin gap.
 
@@ -152,7 +154,23 @@ def old_tree(into: Path) -> Path:
     return into
 
 
-def run_pipe(sim: SimulatorProcess, tree: Path, extra: dict[str, str]) -> Measure:
+def runtime_python(into: Path) -> str:
+    """A virtualenv with only the pipe's pinned runtime packages (requirements.txt), as the image
+    has them: the development venv also holds click and rich, which httpx imports when present
+    (~90 ms of every start that no shipped pipe pays). Made once, kept in `into`."""
+    python = into / "bin" / "python"
+    stamp = into / "requirements.txt"
+    wanted = (ROOT / "requirements.txt").read_text()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return str(python)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(into)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--require-hashes", "--no-deps"]
+    subprocess.run([*pip, "-r", str(ROOT / "requirements.txt")], check=True)
+    stamp.write_text(wanted)
+    return str(python)
+
+
+def run_pipe(sim: SimulatorProcess, tree: Path, extra: dict[str, str], python: str) -> Measure:
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
         workdir = Path(tmp)
         env = {
@@ -171,9 +189,7 @@ def run_pipe(sim: SimulatorProcess, tree: Path, extra: dict[str, str]) -> Measur
         before = sim.stats()["api_requests"]
         with open(workdir / "pipe.log", "wb") as log:
             start = time.perf_counter()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "pipe"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+            proc = subprocess.Popen([python, "-m", "pipe"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
             _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not every child's
             wall = time.perf_counter() - start
         sent = sim.stats()["api_requests"] - before
@@ -220,12 +236,12 @@ def judge(result: Result) -> None:
         result.failures.append(f"a workspace admin told it lacks admin on {new.admin_gap} repositories")
 
 
-def measure(row: Row, latency_ms: float, old: Path, extra: dict[str, str]) -> Result:
+def measure(row: Row, latency_ms: float, old: Path, extra: dict[str, str], python: str) -> Result:
     sim = SimulatorProcess(row, latency_ms)
     try:
         sim.warm()
-        new_run = run_pipe(sim, ROOT, extra)
-        old_run = run_pipe(sim, old, extra)
+        new_run = run_pipe(sim, ROOT, extra, python)
+        old_run = run_pipe(sim, old, extra, python)
     finally:
         sim.stop()
     result = Result(row, new_run, old_run)
@@ -298,7 +314,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="an extra variable for both pipes, e.g. CONCURRENCY=16 (repeatable)",
     )
+    parser.add_argument(
+        "--dev-venv",
+        action="store_true",
+        help="run both pipes with this interpreter instead of a runtime-only venv (bench/.runtime)",
+    )
     args = parser.parse_args(argv)
+    python = sys.executable if args.dev_venv else runtime_python(ROOT / "bench" / ".runtime")
     wanted = {int(n) for n in args.rows.split(",") if n.strip()}
     extra = dict(item.split("=", 1) for item in args.pipe_env)
     load_before = os.getloadavg()
@@ -307,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         old = old_tree(Path(tmp))
         for row in (scaled(r, args.scale) for r in ROWS if r.number in wanted):
             print(f"row {row.number}: {row.title} ...", end=" ", flush=True)
-            result = measure(row, args.latency_ms, old, extra)
+            result = measure(row, args.latency_ms, old, extra, python)
             print(
                 f"{result.new.wall:.2f} s, {result.new.requests_simulator} requests, "
                 f"{result.new.peak_rss_mb:.0f} MB (0.1.0: {result.old.wall:.2f} s, "
@@ -330,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(),
             "load_average": {"before": load_before, "after": load_after},
             "pipe_env": extra,
+            "interpreter": "development venv" if args.dev_venv else "runtime-only venv (requirements.txt)",
             "results": [{**asdict(r), "ok": r.ok} for r in results],
         }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
