@@ -1,3 +1,3 @@
 """backup-readiness: checks that a Bitbucket Cloud credential can back up (and restore) a workspace."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

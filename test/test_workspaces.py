@@ -13,6 +13,7 @@ from xml.etree import ElementTree as ET
 
 import jsonschema
 
+from pipe import __version__
 from test.conftest import access_token, api_token, workspace
 from test.simulator import Fault
 
@@ -99,7 +100,7 @@ def test_every_report_has_a_section_per_workspace(start, run_pipe):
     cred = api_token(permissions=LABS_GAP)
     run = run_pipe(start([cred], two_workspaces()), cred, WORKSPACE=THREE)
     log = run.err.splitlines()
-    assert "INFO: backup-readiness 0.1.0: 3 workspaces" in log
+    assert f"INFO: backup-readiness {__version__}: 3 workspaces" in log
     assert "INFO: Workspace acme: READY" in log and "INFO: Workspace acme-labs: NOT READY" in log
     assert "INFO: Workspace ghost: NOT READY" in log
     assert sum(1 for line in log if line.startswith("INFO: Category ")) == 2  # a table per checked workspace
@@ -163,7 +164,7 @@ def test_star_is_every_workspace_the_credential_is_a_member_of(start, run_pipe):
     ]
     listed = [r for r in sim.requests if r.path == "/2.0/user/workspaces"]
     assert len(listed) == 1 and "fields=" in listed[0].query
-    assert "INFO: backup-readiness 0.1.0: 3 workspaces" in run.err.splitlines()
+    assert f"INFO: backup-readiness {__version__}: 3 workspaces" in run.err.splitlines()
 
 
 def test_star_for_a_credential_that_cannot_list_its_workspaces(start, run_pipe):
