@@ -213,6 +213,12 @@ def _backup(category: Category, evidence: Evidence, repos: Inventory, proven_any
             continue
         if result.outcome is Outcome.SCOPE:
             side.lack(f"{op.label} answered 403: scope missing", list(result.required), affected)
+        elif result.outcome is Outcome.PERMISSION and op.admin and _called_admin(repos, result.repository):
+            # The repository lists and the server's own answer disagree: neither can be trusted.
+            side.doubt(
+                f"{op.label} refused repository '{result.repository}' (403), which the repository lists "
+                "call admin: the permissions they give are not trusted"
+            )
         elif result.outcome in (Outcome.OK, Outcome.SKIPPED) or (result.outcome is Outcome.PERMISSION and op.admin):
             pass  # a 200 proves its scopes (proven_anywhere); an admin 403 is counted from the permissions
         else:
@@ -221,6 +227,17 @@ def _backup(category: Category, evidence: Evidence, repos: Inventory, proven_any
     if _admin_needed(ops, evidence):
         _admin(side, repos)
     return side
+
+
+def _called_admin(inventory: Inventory, slug: str | None) -> bool:
+    """Whether the inventory says the credential is admin on `slug`: every repository without
+    admin is named there, and none is unknown."""
+    if not slug or not inventory.total or inventory.count("unknown"):
+        return False
+    lacking = inventory.count("read") + inventory.count("write")
+    if lacking != len(inventory.without_admin):
+        return False  # not every one is named: this one may be among the others
+    return slug.lower() not in {r.slug.lower() for r in inventory.without_admin}
 
 
 BACKUP_UNREVEALED = "no live read proved it, and Bitbucket did not reveal the credential's scopes"

@@ -286,6 +286,46 @@ def test_a_server_ignoring_role_admin_never_makes_every_repository_admin(start, 
     assert ws["repositories"]["by_permission"]["admin"] == 320 - 12
 
 
+def ignoring_role(sim: Simulator):
+    """The simulator answers role=admin as if role= were not there."""
+
+    def answer(req, response):
+        if "role=admin" not in req.query:
+            return None
+        query = "&".join(p for p in req.query.split("&") if p != "role=admin")
+        return sim._route(dataclasses.replace(req, query=query))[0]
+
+    tamper(sim, LISTING, answer)
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_role_admin_ignored_and_an_explicit_only_list_is_never_ready(start, run_pipe, subset):
+    """Read through a group: the explicit-only list names nothing, and role= ignored counts every
+    repository admin, so the lists agree on a guess. The admin-only reads refused (403) on the
+    repository they call admin show it: the permissions are not trusted, the step not ready."""
+    cred = api_token(default_permission="read")
+    sim = start([cred], [workspace(40)], permissions_list="explicit")
+    ignoring_role(sim)
+    extra = {"REPOSITORIES": " ".join(f"repo-{i:04d}" for i in range(10))} if subset else {}
+    run = run_pipe(sim, cred, **extra)
+    ws = section(run)
+    assert run.code != 0 and ws["verdict"] != "ready", run.output
+    assert "which the repository lists call admin" in run.output, run.output
+
+
+@pytest.mark.parametrize("listing", ["explicit", "effective"])
+def test_repositories_cross_checks_role_admin_with_the_permission_list(start, run_pipe, listing):
+    """REPOSITORIES with role= ignored: the permission list names the read-only ones, which
+    role=admin called admin; they are not admin, whatever role=admin said."""
+    cred = api_token(permissions=read_only(40, 5))
+    sim = start([cred], [workspace(40)], permissions_list=listing)
+    ignoring_role(sim)
+    run = run_pipe(sim, cred, REPOSITORIES=" ".join(f"repo-{i:04d}" for i in range(10)))
+    ws = section(run)
+    assert run.code != 0 and ws["verdict"] != "ready", run.output
+    assert ws["repositories"]["by_permission"]["admin"] < 10, ws["repositories"]
+
+
 def names_instead(full: str):
     """The first repository the q= permission list names is replaced by `full`."""
 
@@ -391,19 +431,16 @@ def test_repositories_uses_filters_in_batches_not_one_call_each(start, run_pipe)
     filtered = [q for q in asked(sim, REPOS) if "q" in q]
     assert len(filtered) == 6  # visible, and role=admin, per batch
     assert all(q["q"].count('slug="') <= 50 for q in filtered)
+    # Every visible one's word, the admin ones' too (role=admin is checked), by the same batches.
     perms = asked(sim, PERMS)
-    assert perms == [
-        {
-            "q": 'repository.full_name="acme/repo-0002" OR repository.full_name="acme/repo-0004"',
-            "fields": perms[0]["fields"],
-            "pagelen": "100",
-        }
-    ]
+    named = [name for q in perms for name in q["q"].split(" OR ")]
+    assert len(perms) == 3 and all(q["q"].count("repository.full_name=") <= 50 for q in perms), perms
+    assert sorted(named) == sorted(f'repository.full_name="acme/{slug}"' for slug in wanted)
     # The live reads use one repository (and one without admin, for a read admin only by Bitbucket's
     # rule); no repository is asked for one by one otherwise.
     singles = {r.path.split("/")[4] for r in sim.requests if r.path.startswith(REPOS + "/")}
     assert singles == {"repo-0000", "repo-0002"}, singles
-    assert len(api_requests(sim)) <= 25 + 3
+    assert len(api_requests(sim)) <= 25 + 3 * 3  # README: 3·⌈K/50⌉ more with REPOSITORIES
 
 
 def test_repositories_falls_back_to_the_full_listing_without_bbql(start, run_pipe):

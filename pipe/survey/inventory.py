@@ -428,29 +428,20 @@ class Lister:
         admins = {full.lower() for found in answers[len(batches) :] for _, full in found}
         tally, order = _Tally(), {slug: i for i, slug in enumerate(wanted)}
         visible.sort(key=lambda repo: order.get(repo[0].lower(), len(order)))
+        problems: list[str] = []
         if self.kind is Kind.ACCESS_TOKEN:
             for slug, full in visible:
                 word, source = self._token_says(full.lower() in admins)
                 tally.add(word, source, 1, [Repo(slug, full, word, source)])
-            others = []
         elif who.admin:
             tally.add("admin", FROM_ROLE, len(visible))
-        else:
-            tally.add("admin", FROM_ROLE_ADMIN, sum(1 for _, full in visible if full.lower() in admins))
-        if self.kind is not Kind.ACCESS_TOKEN:
-            others = [(slug, full) for slug, full in visible if not who.admin and full.lower() not in admins]
-        problems: list[str] = []
-        if others:
-            words, problems = await self._words([full for _, full in others])
-            repos = [
-                Repo(slug, full, words.get(full.lower(), "unknown" if problems else "read"), source)
-                for slug, full in others
-                for source in [FROM_PERMISSIONS if full.lower() in words else FROM_UNLISTED]
-            ]
-            for word in ("write", "read", "unknown"):
-                for source in (FROM_PERMISSIONS, FROM_UNLISTED):
-                    group = [r for r in repos if r.permission == word and r.source == source]
-                    tally.add(word, source, len(group), group)
+        elif visible:
+            # Every one's word, the admin ones' too: role=admin is checked, never trusted alone.
+            words, problems = await self._words([full for _, full in visible])
+            unlisted = "unknown" if problems else "read"
+            for slug, full in visible:
+                word, source = self._decide(full.lower(), who, admins, words, unlisted)
+                tally.add(word, source, 1, [Repo(slug, full, word, source)])
         examples = [Repo(slug, full, "unknown") for slug, full in visible[:EXAMPLES]]
         inventory = self._inventory(FILTERED, len(visible), tally, examples)
         seen = {slug.lower() for slug, _ in visible}
