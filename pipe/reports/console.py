@@ -24,6 +24,7 @@ MARKS = {
 }
 # How each layout of a guidance item is written (the first line's indent, and its prefix).
 LAYOUTS = {"paragraph": ("", ""), "item": ("  ", "* "), "step": ("  ", "")}
+NOTES = {"note": ("", "")}  # under a table
 RUN_HEADING = "Every workspace:"  # over the advice about the credential, when the run checked several
 HEADINGS = {"ready": "READY", "not-ready": "NOT READY", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
 VERDICTS = {
@@ -117,10 +118,7 @@ def table(ws: dict[str, Any], restore: bool) -> list[str]:
         if restore:
             row += f"{MARKS[cat['restore']]:<12}"
         lines.append(row + needed(cat))
-    for item in ws.get("guidance", []):
-        if item["layout"] == "note":
-            lines += _wrap(item["text"], "")
-    return lines
+    return lines + _items(ws.get("guidance", []), NOTES)
 
 
 def needed(cat: dict[str, Any]) -> str:
@@ -141,7 +139,7 @@ def run_advice(doc: dict[str, Any]) -> list[str]:
     """The advice about the credential and the profile (the same for every workspace), once:
     its notes first, as under a table, then its paragraphs."""
     items = doc.get("guidance") or []
-    return _items(items, {"note": ("", "")}) + _items(items, LAYOUTS)
+    return _items(items, NOTES) + _items(items, LAYOUTS)
 
 
 def _items(items: list[dict[str, Any]], layouts: dict[str, tuple[str, str]]) -> list[str]:

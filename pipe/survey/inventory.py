@@ -370,8 +370,6 @@ class Lister:
                 f"{len(perms.values) + len(perms.problems):,} without admin"
             )
         self._check_names([full for full, _ in perms.values], admin, perms.endpoint)
-        if not others:
-            return self._inventory(FILTERED, total, tally, examples)
         repos = [Repo(_slug_of(full), full, word, FROM_PERMISSIONS) for full, word in perms.values]
         for word in ("write", "read"):
             group = [r for r in repos if r.permission == word]
@@ -428,20 +426,12 @@ class Lister:
         admins = {full.lower() for found in answers[len(batches) :] for _, full in found}
         tally, order = _Tally(), {slug: i for i, slug in enumerate(wanted)}
         visible.sort(key=lambda repo: order.get(repo[0].lower(), len(order)))
+        words: dict[str, str] = {}
         problems: list[str] = []
-        if self.kind is Kind.ACCESS_TOKEN:
-            for slug, full in visible:
-                word, source = self._token_says(full.lower() in admins)
-                tally.add(word, source, 1, [Repo(slug, full, word, source)])
-        elif who.admin:
-            tally.add("admin", FROM_ROLE, len(visible))
-        elif visible:
+        if self.kind is not Kind.ACCESS_TOKEN and not who.admin and visible:
             # Every one's word, the admin ones' too: role=admin is checked, never trusted alone.
             words, problems = await self._words([full for _, full in visible])
-            unlisted = "unknown" if problems else "read"
-            for slug, full in visible:
-                word, source = self._decide(full.lower(), who, admins, words, unlisted)
-                tally.add(word, source, 1, [Repo(slug, full, word, source)])
+        self._decide_each(tally, visible, who, admins, words, "unknown" if problems else "read")
         examples = [Repo(slug, full, "unknown") for slug, full in visible[:EXAMPLES]]
         inventory = self._inventory(FILTERED, len(visible), tally, examples)
         seen = {slug.lower() for slug, _ in visible}
@@ -541,9 +531,7 @@ class Lister:
         admins = {full.lower() for _, full in admin.values} if admin.ok else None
         words, unlisted, problems = self._known(perms) if user and not who.admin else ({}, "read", [])
         tally = _Tally()
-        for slug, full in visible:
-            permission, source = self._decide(full.lower(), who, admins, words, unlisted)
-            tally.add(permission, source, 1, [Repo(slug, full, permission, source)])
+        self._decide_each(tally, visible, who, admins, words, unlisted)
         examples = [Repo(slug, full, "unknown") for slug, full in visible[:EXAMPLES]]
         inventory = self._inventory(FULL, len(visible), tally, examples)
         inventory.fallback, inventory.problems = why, problems
@@ -572,6 +560,19 @@ class Lister:
         problems = list(perms.problems)
         # A broken entry may have been any repository's: the unlisted ones are then not assumed read.
         return words, "unknown" if problems else "read", problems
+
+    def _decide_each(
+        self,
+        tally: _Tally,
+        visible: list[tuple[str, str]],
+        who: role.WorkspaceRole,
+        admins: set[str] | None,
+        words: dict[str, str],
+        unlisted: str,
+    ) -> None:
+        for slug, full in visible:
+            permission, source = self._decide(full.lower(), who, admins, words, unlisted)
+            tally.add(permission, source, 1, [Repo(slug, full, permission, source)])
 
     def _decide(
         self, name: str, who: role.WorkspaceRole, admins: set[str] | None, words: dict[str, str], unlisted: str
