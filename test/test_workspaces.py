@@ -32,14 +32,19 @@ def api_paths(sim) -> list[str]:
     return [r.path for r in sim.requests if r.path.startswith("/2.0")]
 
 
+def three_workspaces(start, run_pipe):
+    """THREE with LABS_GAP: acme ready, acme-labs not ready, ghost not visible."""
+    cred = api_token(permissions=LABS_GAP)
+    sim = start([cred], two_workspaces())
+    return run_pipe(sim, cred, WORKSPACE=THREE), sim
+
+
 def validate(report: dict) -> None:
     jsonschema.validate(report, SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
 def test_the_account_is_asked_once_however_many_workspaces(start, run_pipe):
-    cred = api_token(permissions=LABS_GAP)
-    sim = start([cred], two_workspaces())
-    run = run_pipe(sim, cred, WORKSPACE=THREE)
+    run, sim = three_workspaces(start, run_pipe)
     assert run.code == 1, run.output
     assert api_paths(sim).count("/2.0/user") == 1, api_paths(sim)
     assert all(ws["workspace"] == name for ws, name in zip(run.report["workspaces"], THREE.split(","), strict=True))
@@ -47,9 +52,7 @@ def test_the_account_is_asked_once_however_many_workspaces(start, run_pipe):
 
 
 def test_advice_about_the_credential_is_said_once_not_per_workspace(start, run_pipe):
-    cred = api_token(permissions=LABS_GAP)
-    sim = start([cred], two_workspaces())
-    run = run_pipe(sim, cred, WORKSPACE=THREE)
+    run, sim = three_workspaces(start, run_pipe)
     report = run.report
     validate(report)
     once = {item["id"] for item in report["guidance"]}
@@ -64,9 +67,7 @@ def test_advice_about_the_credential_is_said_once_not_per_workspace(start, run_p
 
 
 def test_three_workspaces_one_not_ready_one_not_visible(start, run_pipe):
-    cred = api_token(permissions=LABS_GAP)
-    sim = start([cred], two_workspaces())
-    run = run_pipe(sim, cred, WORKSPACE=THREE)
+    run, sim = three_workspaces(start, run_pipe)
     report = run.report
     validate(report)
     # The step's verdict is the worst of the three: not-ready (exit 1), never an error for one workspace.
@@ -97,8 +98,7 @@ def test_three_workspaces_one_not_ready_one_not_visible(start, run_pipe):
 
 
 def test_every_report_has_a_section_per_workspace(start, run_pipe):
-    cred = api_token(permissions=LABS_GAP)
-    run = run_pipe(start([cred], two_workspaces()), cred, WORKSPACE=THREE)
+    run, _ = three_workspaces(start, run_pipe)
     log = run.err.splitlines()
     assert f"INFO: backup-readiness {__version__}: 3 workspaces" in log
     assert "INFO: Workspace acme: READY" in log and "INFO: Workspace acme-labs: NOT READY" in log
