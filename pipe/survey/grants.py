@@ -15,6 +15,7 @@ assessment calls it unknown and names the source, never missing on a guess.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
@@ -42,8 +43,10 @@ class ScopeEvidence:
     # used, and named wherever the granted scopes were needed.
     problems: list[str] = field(default_factory=list)
     # The scope-revealing read is made at most once per run, by the first workspace to reach it:
-    # whether another workspace's 403 has arrived by then is a race, so it is not consulted.
+    # whether another workspace's 403 has arrived by then is a race, so it is not consulted. The
+    # others wait for it (`revealed`), so that for every workspace the scopes are settled alike.
     reveal_claimed: bool = False
+    revealed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def learn(self, found: list[str] | tuple[str, ...], source: str) -> None:
         found = [s for s in found if s.strip()]
@@ -95,14 +98,20 @@ def fill(path: str, workspace: str, repo: str | None) -> str:
 
 async def reveal(client: Client, grants: ScopeEvidence, workspace: str, repo: str | None) -> None:
     """One read meant to be refused, once per run, unless a source that names every scope answered."""
-    if grants.exhaustive or grants.reveal_claimed or not repo:
+    if grants.reveal_claimed:
+        await grants.revealed.wait()
+        return
+    if grants.exhaustive or not repo:
         return
     grants.reveal_claimed = True
     path = fill(SCOPE_REVEAL, workspace, repo)
-    with contextlib.suppress(ApiFailure):  # only a chance to learn more; the live reads stand alone
-        reply = await client.get(path, {"pagelen": 1})
-        if reply.status == 403:
-            try:
-                grants.learn_from(error_payload(reply.body, f"GET {path}"))
-            except ShapeError as exc:
-                grants.doubt(exc)
+    try:
+        with contextlib.suppress(ApiFailure):  # only a chance to learn more; the live reads stand alone
+            reply = await client.get(path, {"pagelen": 1})
+            if reply.status == 403:
+                try:
+                    grants.learn_from(error_payload(reply.body, f"GET {path}"))
+                except ShapeError as exc:
+                    grants.doubt(exc)
+    finally:
+        grants.revealed.set()
